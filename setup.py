@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+with open("requirements.txt", encoding="utf-8") as f:
+    install_requires = [
+        line.strip() for line in f if line.strip() and not line.startswith("#")
+    ]
+
+setup(
+    name="recbole_llm4sbr",
+    version="0.1.0",
+    description="LLM4SBR (LLM-enhanced session-based recommendation) as a RecBole plugin",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["recbole_llm4sbr", "recbole_llm4sbr.*"]),
+    install_requires=install_requires,
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={
+        "console_scripts": [
+            "llm4sbr-intent=recbole_llm4sbr.intent.__main__:main",
+        ]
+    },
+    license="MIT",
+)
