@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.config
+######################
+RecBole ``Config`` that also reads the plugin's yaml files (RecBole-GNN style).
+
+Priority, lowest first: RecBole's own yaml < ``properties/overall.yaml`` < ``properties/intent.yaml``
+< ``properties/model/<Model>.yaml`` < ``properties/dataset/<dataset>.yaml`` < ``config_file_list``
+< ``config_dict`` < command line (``--epochs=5``).
+"""
+
+import os
+
+from recbole.config import Config as RecBoleConfig
+
+from recbole_llm4sbr.utils import get_model, PROPERTIES_DIR, DEFAULT_DATA_DIR
+
+
+class Config(RecBoleConfig):
+    """RecBole configuration with the plugin's models, defaults and dataset settings."""
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+        if isinstance(model, str):
+            model = get_model(model)  # clear error listing every known model
+        return super()._get_model_and_dataset(model, dataset)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        plugin_files = [
+            os.path.join(PROPERTIES_DIR, "overall.yaml"),
+            os.path.join(PROPERTIES_DIR, "intent.yaml"),
+            os.path.join(PROPERTIES_DIR, "model", model + ".yaml"),
+        ]
+        for file in plugin_files:
+            if os.path.isfile(file):
+                self._update_internal_config_dict(file)
+        dataset_file = os.path.join(PROPERTIES_DIR, "dataset", dataset + ".yaml")
+        if os.path.isfile(dataset_file):
+            keys = self._update_internal_config_dict(dataset_file) or {}
+            self.parameters["Dataset"] += [
+                k for k in keys if k not in self.parameters["Dataset"]
+            ]
+
+    def _set_default_parameters(self):
+        # Ray Tune trials change the working directory: resolve a relative data_path now.
+        root = os.path.abspath(self.final_config_dict.get("data_path") or DEFAULT_DATA_DIR)
+        super()._set_default_parameters()
+        # RecBole points ml-100k at its read-only example folder inside site-packages;
+        # the plugin works on a copy under data_path (see data/default_data.py).
+        self.final_config_dict["data_path"] = os.path.join(root, self.dataset)

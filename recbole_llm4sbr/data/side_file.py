@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.data.side_file
+##############################
+The intent side file: one vector per view per session prefix, written by the intent utility
+(stage one) and read by :class:`~recbole_llm4sbr.data.dataset.IntentDataset` (stage two).
+
+Layout (a directory, conventionally ``<data_path>/<dataset>/<dataset>.intent``)::
+
+    meta.json               format, version, dataset, fingerprint, n_items, dim, provenance, complete
+    part-00000.npz          session [n] str, prefix_len [n] int64, view [n] int8 (0 long, 1 short),
+                            vector [n, dim] float32
+    part-00000.jsonl.gz     the same n rows, human readable: session, prefix_len, view, prompt,
+                            answer, localized [[item_token, similarity], ...]
+    failures.jsonl          prompts whose generation failed in the last run (retried next run)
+
+A shard counts once its ``.npz`` exists; each file is written to a temporary name and moved into
+place with :func:`os.replace`, so a run killed at any moment leaves only whole shards behind.
+"""
+
+import gzip
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FORMAT_NAME = "llm4sbr-intent"
+FORMAT_VERSION = 1
+VIEWS = ("long", "short")
+META_FILE = "meta.json"
+FAILURES_FILE = "failures.jsonl"
+
+
+class SideFileError(ValueError):
+    """An intent side file is missing, malformed, or does not match the dataset."""
+
+
+def _atomic_write(path, write_fn, mode="wb"):
+    """Write ``path`` through ``write_fn(file)`` into a temporary file, then rename it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            write_fn(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(path, obj):
+    _atomic_write(
+        path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True)), mode="w"
+    )
+
+
+def read_meta(path):
+    meta_path = os.path.join(path, META_FILE)
+    if not os.path.isfile(meta_path):
+        raise SideFileError(
+            f"Intent side file [{path}] has no {META_FILE}: it is not an intent side file "
+            f"(build one with `python -m recbole_llm4sbr.intent build ...`)."
+        )
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SideFileError(f"Intent side file meta [{meta_path}] is not valid JSON: {e}")
+    if meta.get("format") != FORMAT_NAME:
+        raise SideFileError(
+            f"[{meta_path}] has format {meta.get('format')!r}, expected {FORMAT_NAME!r}."
+        )
+    for key in ("dim", "n_items", "fingerprint"):
+        if key not in meta:
+            raise SideFileError(f"[{meta_path}] lacks the required key {key!r}.")
+    return meta
+
+
+def _shard_names(path):
+    return sorted(
+        name[: -len(".npz")]
+        for name in os.listdir(path)
+        if name.startswith("part-") and name.endswith(".npz")
+    )
+
+
+@dataclass
+class IntentSideFile:
+    """The vectors of a side file, with one row per (session, prefix_len, view)."""
+
+    path: str
+    meta: dict
+    session: np.ndarray  # [n] str
+    prefix_len: np.ndarray  # [n] int64
+    view: np.ndarray  # [n] int8, index into VIEWS
+    vectors: np.ndarray  # [n, dim] float32
+    shards: list = field(default_factory=list)
+
+    @property
+    def dim(self):
+        return int(self.meta["dim"])
+
+    def __len__(self):
+        return len(self.session)
+
+
+def read_side_file(path, load_vectors=True):
+    """Read every committed shard of the side file at ``path``."""
+    if not os.path.isdir(path):
+        raise SideFileError(f"Intent side file [{path}] does not exist (or is not a directory).")
+    meta = read_meta(path)
+    dim = int(meta["dim"])
+    sessions, prefix_lens, views, vectors = [], [], [], []
+    shards = _shard_names(path)
+    for name in shards:
+        shard_path = os.path.join(path, name + ".npz")
+        try:
+            with np.load(shard_path, allow_pickle=False) as z:
+                s, p, v = z["session"], z["prefix_len"], z["view"]
+                vec = z["vector"] if load_vectors else None
+        except Exception as e:  # zipfile / KeyError / ValueError from a damaged shard
+            raise SideFileError(f"Intent shard [{shard_path}] cannot be read: {e}")
+        n = len(s)
+        if len(p) != n or len(v) != n or (vec is not None and vec.shape != (n, dim)):
+            shape = None if vec is None else vec.shape
+            raise SideFileError(
+                f"Intent shard [{shard_path}] is malformed: {n} sessions, {len(p)} prefix "
+                f"lengths, {len(v)} views, vectors of shape {shape}; meta.json says dim={dim}."
+            )
+        sessions.append(s.astype(str))
+        prefix_lens.append(p.astype(np.int64))
+        views.append(v.astype(np.int8))
+        if vec is not None:
+            vectors.append(vec.astype(np.float32, copy=False))
+    return IntentSideFile(
+        path=path,
+        meta=meta,
+        session=np.concatenate(sessions) if sessions else np.array([], dtype=str),
+        prefix_len=np.concatenate(prefix_lens) if prefix_lens else np.zeros(0, np.int64),
+        view=np.concatenate(views) if views else np.zeros(0, np.int8),
+        vectors=(
+            np.concatenate(vectors)
+            if vectors
+            else np.zeros((0, dim), np.float32)
+        ),
+        shards=shards,
+    )
+
+
+def read_records(path):
+    """Yield the human-readable rows of every committed shard."""
+    for name in _shard_names(path):
+        records_path = os.path.join(path, name + ".jsonl.gz")
+        if not os.path.exists(records_path):
+            continue
+        with gzip.open(records_path, "rt", encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+class IntentSideFileWriter:
+    """Incremental, atomic writer of an intent side file.
+
+    ``meta`` must hold ``dataset``, ``fingerprint``, ``n_items``, ``dim`` and ``provenance``.
+    An existing complete file is never rewritten unless ``overwrite``; an incomplete one is
+    resumed when its meta matches (same dataset fingerprint, dim and provenance).
+    """
+
+    def __init__(self, path, meta, overwrite=False):
+        self.path = path
+        self.meta = dict(meta, format=FORMAT_NAME, version=FORMAT_VERSION, complete=False)
+        if os.path.isdir(path) and os.path.exists(os.path.join(path, META_FILE)):
+            old = read_meta(path)
+            if overwrite:
+                self._clear()
+            elif old.get("complete"):
+                raise SideFileError(
+                    f"Intent side file [{path}] is already complete; it is not rewritten. "
+                    f"Pass overwrite=True (CLI: --overwrite) to build it again."
+                )
+            else:
+                for key in ("fingerprint", "dim", "n_items", "provenance"):
+                    if old.get(key) != self.meta.get(key):
+                        raise SideFileError(
+                            f"Cannot resume [{path}]: its {key} is {old.get(key)!r} but this "
+                            f"run has {self.meta.get(key)!r}. Use another path or --overwrite."
+                        )
+        os.makedirs(path, exist_ok=True)
+        write_json_atomic(os.path.join(path, META_FILE), self.meta)
+        self._next_shard = len(_shard_names(path))
+
+    def _clear(self):
+        for name in os.listdir(self.path):
+            if name.startswith("part-") or name in (META_FILE, FAILURES_FILE):
+                os.remove(os.path.join(self.path, name))
+
+    def done_keys(self):
+        """The (session, prefix_len, view) keys already written."""
+        side = read_side_file(self.path, load_vectors=False)
+        return set(zip(side.session.tolist(), side.prefix_len.tolist(), side.view.tolist()))
+
+    def append(self, session, prefix_len, view, vectors, records=None):
+        """Commit one shard. ``view`` holds 0 (long) / 1 (short); ``records`` one dict per row."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        n = len(session)
+        if vectors.shape != (n, self.meta["dim"]):
+            raise SideFileError(
+                f"Shard for [{self.path}]: vectors of shape {vectors.shape}, expected "
+                f"({n}, {self.meta['dim']})."
+            )
+        if n == 0:
+            return
+        name = os.path.join(self.path, f"part-{self._next_shard:05d}")
+        if records is not None:
+
+            def write_records(f):
+                with gzip.GzipFile(fileobj=f, mode="wb") as gz:
+                    for rec in records:
+                        gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+
+            _atomic_write(name + ".jsonl.gz", write_records)
+        arrays = dict(
+            session=np.asarray(session, dtype=str),
+            prefix_len=np.asarray(prefix_len, dtype=np.int64),
+            view=np.asarray(view, dtype=np.int8),
+            vector=vectors,
+        )
+        _atomic_write(name + ".npz", lambda f: np.savez(f, **arrays))
+        self._next_shard += 1
+
+    def write_failures(self, failures):
+        """Replace the list of failed prompts (dicts) of this run."""
+        path = os.path.join(self.path, FAILURES_FILE)
+        if not failures:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        _atomic_write(
+            path,
+            lambda f: f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in failures),
+            mode="w",
+        )
+
+    def finalize(self, summary=None):
+        """Mark the file complete (it will not be rewritten without ``overwrite``)."""
+        self.meta["complete"] = True
+        if summary is not None:
+            self.meta["summary"] = summary
+        write_json_atomic(os.path.join(self.path, META_FILE), self.meta)
