@@ -34,10 +34,11 @@ def plugin_model_names():
 
 
 def recbole_model_names():
+    """Module names of RecBole's models (listed from disk: some packages need extras)."""
+    root = importlib.util.find_spec("recbole.model").submodule_search_locations[0]
     names = []
     for sub in _RECBOLE_SUBMODULES:
-        pkg = importlib.import_module(f"recbole.model.{sub}")
-        names += [m.name for m in pkgutil.iter_modules(pkg.__path__)]
+        names += [m.name for m in pkgutil.iter_modules([os.path.join(root, sub)])]
     return sorted(names)
 
 
@@ -50,7 +51,7 @@ def get_model(model_name):
             return getattr(module, model_name)
     try:
         return recbole_get_model(model_name)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, ImportError):
         raise ValueError(
             f"Unknown model [{model_name}]. Plugin models: {', '.join(plugin_model_names())}. "
             f"RecBole models (case-sensitive class names, files): "
