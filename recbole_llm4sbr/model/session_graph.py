@@ -35,11 +35,11 @@ def session_graph(item_seq):
 
     # edge u -> v between consecutive clicks, until the padding starts
     edge = mask[:, 1:]  # [B, L-1]
-    adjacency = torch.zeros(batch, length, length, dtype=torch.float64, device=item_seq.device)
+    adjacency = torch.zeros(batch, length, length, device=item_seq.device)
     adjacency[rows[:, 1:][edge], alias_inputs[:, :-1][edge], alias_inputs[:, 1:][edge]] = 1.0
     in_degree = adjacency.sum(dim=1).clamp(min=1)  # [B, L] column sums
     out_degree = adjacency.sum(dim=2).clamp(min=1)  # [B, L] row sums
     a_in = adjacency.transpose(1, 2) / in_degree.unsqueeze(2)  # [B, L, L]
     a_out = adjacency / out_degree.unsqueeze(2)  # [B, L, L]
-    A = torch.cat([a_in, a_out], dim=2).float()  # [B, L, 2L]
+    A = torch.cat([a_in, a_out], dim=2)  # [B, L, 2L]; 1/k in float32 equals numpy float64 -> float32
     return alias_inputs, A, items, mask
