@@ -1,0 +1,101 @@
+"""Training speed of each backbone X and LLM4SBR_X on the same data, in one run.
+
+    python benchmarks/speed.py --dataset ml-100k --models STAMP,LLM4SBR_STAMP,SRGNN,LLM4SBR_SRGNN
+
+Each model runs in its own subprocess (so peak memory is its own): the dataset is built, then one
+full training epoch (or the first --batches batches) is timed. Prints a markdown table of seconds
+per epoch, sequences per second and peak resident memory, and the LLM4SBR_X / X time ratios.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def child(model, dataset, batches, overrides):
+    import torch
+
+    from recbole_llm4sbr.quick_start import _prepare
+
+    config_dict = {"show_progress": False, "state": "ERROR", **overrides}
+    config, _, (train_data, _, _), model_obj, trainer = _prepare(model, dataset, None, config_dict)
+    model_obj.train()
+    seen, start = 0, time.perf_counter()
+    for i, interaction in enumerate(train_data):
+        if batches and i >= batches:
+            break
+        interaction = interaction.to(config["device"])
+        trainer.optimizer.zero_grad()
+        loss = model_obj.calculate_loss(interaction)
+        loss.backward()
+        trainer.optimizer.step()
+        seen += len(interaction)
+    elapsed = time.perf_counter() - start
+    total = len(train_data.dataset)
+    print(
+        json.dumps(
+            {
+                "model": model,
+                "sequences": seen,
+                "seconds": elapsed,
+                "seconds_per_epoch": elapsed * total / max(seen, 1),
+                "sequences_per_second": seen / elapsed,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
+def parse_overrides(extra):
+    overrides = {}
+    for arg in extra:
+        if arg.startswith("--") and "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            try:
+                overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                overrides[key] = value
+    return overrides
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--models", default="STAMP,LLM4SBR_STAMP,SRGNN,LLM4SBR_SRGNN")
+    parser.add_argument("--batches", type=int, default=0, help="time only the first N batches (0 = whole epoch)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args, extra = parser.parse_known_args()
+    overrides = parse_overrides(extra)
+    if args.child:
+        sys.argv = sys.argv[:1]  # RecBole's Config parses sys.argv
+        return child(args.child, args.dataset, args.batches, overrides)
+
+    rows = []
+    for model in args.models.split(","):
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", model, "--dataset", args.dataset,
+               "--batches", str(args.batches)] + extra
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"{model} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"done {model}: {rows[-1]['seconds_per_epoch']:.1f} s/epoch", file=sys.stderr)
+
+    by_name = {r["model"]: r for r in rows}
+    print(f"\ndataset {args.dataset}, overrides {overrides or 'none'}, batches {args.batches or 'full epoch'}\n")
+    print("| model | s/epoch | sequences/s | peak RSS (MB) | ratio to backbone |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        base = by_name.get(r["model"].replace("LLM4SBR_", "")) if r["model"].startswith("LLM4SBR_") else None
+        ratio = f"{r['seconds_per_epoch'] / base['seconds_per_epoch']:.2f}x" if base else ""
+        print(f"| {r['model']} | {r['seconds_per_epoch']:.1f} | {r['sequences_per_second']:.0f} | "
+              f"{r['peak_rss_mb']:.0f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
