@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.model.intent_fusion
+###################################
+The part of LLM4SBR shared by every backbone: one projection of the long- and short-term intent
+vectors, the alignment + uniformity loss between intents and behaviour views, and the scalar
+intent gates.
+
+Reference:
+    Shutong Qiao et al. "Multi-view Intent Learning and Alignment with Large Language Models for
+    Session-based Recommendation" (LLM4SBR). arXiv 2402.13840.
+
+Reference code:
+    https://github.com/tsinghua-fib-lab/LLM4SBR (``model_LLM.py``)
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LONG, SHORT = 0, 1  # long-term intent <-> global view; short-term intent <-> local view
+VIEW_NAMES = ("long", "short")
+
+
+class MissingIntentError(KeyError):
+    """An LLM4SBR model got an interaction without the intent fields."""
+
+    def __str__(self):  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+# ---------------------------------------------------------------------------- losses
+def alignment(x, y):
+    r"""``mean_b ||x̂_b - ŷ_b||²`` on L2-normalised rows (DirectAU, alpha = 2); 0 for no rows.
+
+    Args:
+        x, y (torch.FloatTensor): [N, H].
+    """
+    if x.size(0) == 0:
+        return x.sum() * 0.0 + y.sum() * 0.0
+    x, y = F.normalize(x, dim=-1), F.normalize(y, dim=-1)
+    return (x - y).pow(2).sum(dim=1).mean()
+
+
+def uniformity(x, t=2.0):
+    r"""``log mean_{i<j} exp(-t ||x̂_i - x̂_j||²)`` on L2-normalised rows; 0 for fewer than 2 rows.
+
+    ``torch.pdist`` has a zero gradient (not NaN) for identical rows.
+
+    Args:
+        x (torch.FloatTensor): [N, H].
+        t (float): temperature.
+    """
+    if x.size(0) < 2:
+        return x.sum() * 0.0  # keeps device, dtype and graph; never NaN
+    x = F.normalize(x, dim=-1)
+    return torch.pdist(x, p=2).pow(2).mul(-t).exp().mean().log()
+
+
+def alignment_uniformity(x, y, t=2.0):
+    r"""``AU(x, y) = align(x, y) + (unif(x) + unif(y)) / 2``; 0 for no rows."""
+    return alignment(x, y) + (uniformity(x, t) + uniformity(y, t)) / 2
+
+
+def intent_aux_loss(behaviour, intents, masks, t=2.0, reduction="mean"):
+    r"""Alignment + uniformity over the two views, each on the samples whose intent is present.
+
+    Args:
+        behaviour (sequence): per view (``LONG``, ``SHORT``) the [B, H] pre-gate behaviour vector
+            (global, local).
+        intents (sequence): per view the [B, H] projected intent vector.
+        masks (sequence): per view a [B] bool tensor, True where the view's intent exists.
+        t (float): uniformity temperature.
+        reduction (str): ``mean`` (paper, Alg. 1) or ``sum`` (authors' code) over the two views.
+    """
+    losses = [
+        alignment_uniformity(behaviour[v][masks[v]], intents[v][masks[v]], t) for v in (LONG, SHORT)
+    ]
+    total = losses[0] + losses[1]
+    if reduction == "mean":
+        return total / 2
+    if reduction == "sum":
+        return total
+    raise ValueError(f"intent_aux_reduction must be 'mean' or 'sum', got {reduction!r}.")
+
+
+# ---------------------------------------------------------------------------- batch state
+class _IntentBatch(object):
+    r"""Intents of the batch being scored and the behaviour vectors its forward produced.
+
+    Lives from one ``calculate_loss`` / ``predict`` / ``full_sort_predict`` call to the next (so
+    ``intent_aux_loss()`` can be read after a call). A deep copy or a pickle of the model gets an
+    empty state: RecBole's ``get_flops`` deep-copies the model, which non-leaf tensors forbid.
+    """
+
+    def __init__(self, z=None, mask=None):
+        self.z = z  # (z_long, z_short), each [B, H]
+        self.mask = mask  # (long, short), each [B] bool
+        self.behaviour = [None, None]  # pre-gate (global, local), each [B, H]
+
+    def __deepcopy__(self, memo):
+        return _IntentBatch()
+
+    def __getstate__(self):
+        return {"empty": True}  # a false value would skip __setstate__
+
+    def __setstate__(self, state):
+        self.__init__()
+
+
+# ---------------------------------------------------------------------------- mixin
+class IntentFusionMixin(object):
+    r"""LLM4SBR intent fusion for a RecBole sequential model: ``class LLM4SBR_X(IntentFusionMixin, X)``.
+
+    The subclass calls :meth:`_init_intent_fusion` at the end of its ``__init__`` and passes its
+    behaviour views through :meth:`fuse` (both) or :meth:`gate_view` (one) inside ``forward``,
+    from a forward pre-hook on the parent's fusion module or a short ``forward``.
+    ``calculate_loss``, ``predict`` and ``full_sort_predict`` read the batch intents before the
+    parent's method runs ``forward``; scoring is the parent's, unchanged.
+    """
+
+    requires_intents = True  # the registry gives these models the intent-aware dataset
+
+    def _init_intent_fusion(self, config, dataset, hidden_size):
+        r"""Add the intent projection and the gates for behaviour vectors of size ``hidden_size``."""
+        intent_dim = getattr(dataset, "intent_dim", None)
+        if not intent_dim:
+            raise ValueError(
+                f"{type(self).__name__} needs the intent-aware dataset (dataset.intent_dim is "
+                f"{intent_dim!r}): load it with recbole_llm4sbr.utils.create_dataset and an intent "
+                f"side file (config key intent_file)."
+            )
+        self.intent_dim = int(intent_dim)
+        self.intent_hidden_size = hidden_size
+        self.intent_tau = float(_get(config, "intent_tau", 0.1))
+        self.intent_aux_reduction = _get(config, "intent_aux_reduction", "mean")
+        self.intent_uniformity_t = float(_get(config, "intent_uniformity_t", 2.0))
+        self.intent_gate = _get(config, "intent_gate", "learned")
+        if self.intent_aux_reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"intent_aux_reduction must be 'mean' or 'sum', got {self.intent_aux_reduction!r}."
+            )
+        if self.intent_gate not in ("learned", "fixed"):
+            raise ValueError(f"intent_gate must be 'learned' or 'fixed', got {self.intent_gate!r}.")
+        self.INTENT_LONG = _get(config, "INTENT_LONG_FIELD", "intent_long")
+        self.INTENT_SHORT = _get(config, "INTENT_SHORT_FIELD", "intent_short")
+        self.INTENT_MASK = _get(config, "INTENT_MASK_FIELD", "intent_mask")
+
+        # T of Eq. (7), one for both views (authors' ``linear_text2seq``)
+        self.intent_projection = nn.Linear(self.intent_dim, hidden_size, bias=True)
+        # Q1, Q2 of Eq. (10)-(11) (authors' ``linear_four`` / ``linear_five``), indexed LONG, SHORT
+        self.intent_gates = nn.ModuleList(
+            [nn.Linear(hidden_size, 1, bias=False) for _ in VIEW_NAMES]
+        )
+        self._intent_batch = _IntentBatch()
+        self._init_intent_modules([self.intent_projection, self.intent_gates])
+
+    def _init_intent_modules(self, modules):
+        r"""Initialise the added modules with the backbone's own scheme."""
+        if hasattr(self, "_init_weights"):  # GCSAN, NARM, STAMP, GRU4Rec, SASRec
+            for module in modules:
+                module.apply(self._init_weights)
+        elif hasattr(self, "_reset_parameters"):  # SRGNN: every parameter U(-1/sqrt(d), 1/sqrt(d))
+            stdv = 1.0 / math.sqrt(self.intent_hidden_size)
+            for module in modules:
+                for weight in module.parameters():
+                    weight.data.uniform_(-stdv, stdv)
+
+    # ------------------------------------------------------------------ intents of a batch
+    def _read_intents(self, interaction):
+        fields = (self.INTENT_LONG, self.INTENT_SHORT, self.INTENT_MASK)
+        missing = [f for f in fields if f not in interaction]
+        if missing:
+            raise MissingIntentError(
+                f"{type(self).__name__}: the interaction lacks the intent fields {missing}. "
+                f"LLM4SBR models need the intent-aware dataset: run them through recbole_llm4sbr "
+                f"(run_recbole_llm4sbr / recbole_llm4sbr.utils.create_dataset) with an intent side "
+                f"file (config key intent_file; build one with `python -m recbole_llm4sbr.intent`)."
+            )
+        weight = self.intent_projection.weight
+        z = tuple(
+            self.intent_projection(interaction[f].to(weight.dtype))  # [B, H]
+            for f in (self.INTENT_LONG, self.INTENT_SHORT)
+        )
+        mask = interaction[self.INTENT_MASK] > 0.5  # [B, 2]
+        return _IntentBatch(z, (mask[:, LONG], mask[:, SHORT]))
+
+    def gate_view(self, view, h):
+        r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
+
+        ``alpha = Qᵀ σ(h + z)`` [B, 1], unbounded (no output activation); ``alpha = 1`` where the
+        view's intent is missing and everywhere with ``intent_gate: fixed``.
+        """
+        batch = self._intent_batch
+        if batch.z is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.forward needs the batch intents: call calculate_loss, "
+                f"predict or full_sort_predict with an interaction that carries them."
+            )
+        batch.behaviour[view] = h
+        if self.intent_gate == "fixed":
+            return h
+        alpha = self.intent_gates[view](torch.sigmoid(h + batch.z[view]))  # [B, 1]
+        alpha = torch.where(batch.mask[view].unsqueeze(1), alpha, torch.ones_like(alpha))
+        return h * alpha  # [B, H]
+
+    def fuse(self, global_vec, local_vec):
+        r"""Gate both views: ``(H_g * alpha_lt, H_l * alpha_st)``, each [B, H]."""
+        return self.gate_view(LONG, global_vec), self.gate_view(SHORT, local_vec)
+
+    def intent_aux_loss(self):
+        r"""Alignment + uniformity loss of the last batch that went through ``forward``."""
+        batch = self._intent_batch
+        if batch.z is None or batch.behaviour[LONG] is None or batch.behaviour[SHORT] is None:
+            raise RuntimeError("intent_aux_loss() needs a batch: call calculate_loss first.")
+        return intent_aux_loss(
+            batch.behaviour,
+            batch.z,
+            batch.mask,
+            t=self.intent_uniformity_t,
+            reduction=self.intent_aux_reduction,
+        )
+
+    # ------------------------------------------------------------------ RecBole entry points
+    def calculate_loss(self, interaction):
+        self._intent_batch = self._read_intents(interaction)
+        loss = super().calculate_loss(interaction)  # CE (+ GCSAN's embedding regulariser)
+        if self.intent_tau != 0:
+            loss = loss + self.intent_tau * self.intent_aux_loss()
+        return loss
+
+    def predict(self, interaction):
+        self._intent_batch = self._read_intents(interaction)
+        return super().predict(interaction)
+
+    def full_sort_predict(self, interaction):
+        self._intent_batch = self._read_intents(interaction)
+        return super().full_sort_predict(interaction)
+
+
+def _get(config, key, default):
+    value = config[key]
+    return default if value is None else value

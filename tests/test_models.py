@@ -1,0 +1,258 @@
+"""LLM4SBR wrappers: parity with their RecBole parents, losses, gates, switches, errors."""
+
+import copy
+import math
+import pickle
+
+import pytest
+import torch
+from recbole.data import data_preparation
+from recbole.data.transform import construct_transform
+from recbole.utils import get_flops
+from recbole.utils import get_model as recbole_get_model
+
+from conftest import tiny_config_dict
+from recbole_llm4sbr.config import Config
+from recbole_llm4sbr.model.intent_fusion import (
+    alignment,
+    alignment_uniformity,
+    intent_aux_loss,
+    uniformity,
+)
+from recbole_llm4sbr.utils import create_dataset, get_model
+from test_run import LLM4SBR_MODELS, SMALL_BACKBONE, build_side_file
+
+# hidden_size != embedding_size catches a projection sized from the wrong one (NARM, GRU4Rec)
+BACKBONE = dict(SMALL_BACKBONE, embedding_size=16, hidden_size=24)
+
+
+@pytest.fixture
+def tiny_with_intents(tiny_root):
+    build_side_file(tiny_root)
+    return tiny_root
+
+
+def build(root, model, **overrides):
+    config = Config(
+        model=model, dataset="tiny", config_dict=tiny_config_dict(root, **dict(BACKBONE, **overrides))
+    )
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    return config, train, get_model(model)(config, train._dataset)
+
+
+def first_batch(loader):
+    batch = next(iter(loader))
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def with_random_intents(batch, seed=0):
+    """Random intents; the long view missing for some samples, the short view for others."""
+    gen = torch.Generator().manual_seed(seed)
+    n, dim = batch["intent_long"].shape
+    mask = torch.ones(n, 2)
+    mask[::3, 0] = 0.0
+    mask[::4, 1] = 0.0  # samples 0, 12, 24 ... miss both
+    batch.interaction["intent_long"] = torch.randn(n, dim, generator=gen) * mask[:, :1]
+    batch.interaction["intent_short"] = torch.randn(n, dim, generator=gen) * mask[:, 1:]
+    batch.interaction["intent_mask"] = mask
+    return batch
+
+
+# ------------------------------------------------------------------------------- parity
+@pytest.mark.parametrize("model", LLM4SBR_MODELS)
+def test_wrapper_with_fixed_gates_and_no_aux_equals_parent(tiny_with_intents, model):
+    config, train, wrapper = build(tiny_with_intents, model, intent_tau=0.0, intent_gate="fixed")
+    parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
+    missing, unexpected = wrapper.load_state_dict(parent.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("intent_", "pool_", "global_")) for k in missing)
+    batch = with_random_intents(first_batch(train))
+    wrapper.eval(), parent.eval()
+    with torch.no_grad():
+        assert torch.equal(wrapper.full_sort_predict(batch), parent.full_sort_predict(batch))
+        assert torch.equal(wrapper.predict(batch), parent.predict(batch))
+        assert torch.equal(wrapper.calculate_loss(batch), parent.calculate_loss(batch))
+    # training mode: same dropout masks from the same seed (the wrapper draws no random numbers)
+    wrapper.train(), parent.train()
+    torch.manual_seed(7)
+    loss_parent = parent.calculate_loss(batch)
+    torch.manual_seed(7)
+    assert torch.equal(wrapper.calculate_loss(batch), loss_parent)
+
+
+def test_srgnn_attention_softmax_switch(tiny_with_intents):
+    outputs = {}
+    for softmax in (False, True):
+        torch.manual_seed(0)
+        _, train, wrapper = build(
+            tiny_with_intents, "LLM4SBR_SRGNN", srgnn_attention_softmax=softmax, intent_gate="fixed"
+        )
+        wrapper.eval()
+        outputs[softmax] = wrapper.full_sort_predict(first_batch(train))
+    assert not torch.allclose(outputs[False], outputs[True])  # False = SRGNN: parity test above
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_GCSAN"])
+def test_vectorized_graph_gives_the_same_scores_as_recbole_graph(tiny_with_intents, model):
+    scores = {}
+    for graph in ("vectorized", "recbole"):
+        torch.manual_seed(0)
+        _, train, wrapper = build(tiny_with_intents, model, session_graph=graph)
+        wrapper.eval()
+        scores[graph] = wrapper.full_sort_predict(first_batch(train))
+    assert torch.equal(scores["vectorized"], scores["recbole"])
+
+
+# ------------------------------------------------------------------------------- training
+@pytest.mark.parametrize("model", LLM4SBR_MODELS)
+def test_training_steps_move_projection_and_gates(tiny_with_intents, model):
+    _, train, wrapper = build(tiny_with_intents, model)
+    batch = with_random_intents(first_batch(train))
+    before = copy.deepcopy(wrapper.state_dict())
+    optimizer = torch.optim.Adam(wrapper.parameters(), lr=0.01)
+    # two steps: in GRU4Rec/SASRec the long gate gets a gradient only once the zero-initialised
+    # residual branch G has left 0 (the projection and the short gate move at the first step)
+    for step in range(2):
+        optimizer.zero_grad()
+        loss = wrapper.calculate_loss(batch)
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        if step == 0:
+            after = wrapper.state_dict()
+            for key in ("intent_projection.weight", "intent_gates.1.weight"):
+                assert not torch.equal(before[key], after[key]), key
+    after = wrapper.state_dict()
+    assert not torch.equal(before["intent_gates.0.weight"], after["intent_gates.0.weight"])
+
+
+@pytest.mark.parametrize("model", LLM4SBR_MODELS)
+def test_aux_loss_finite_for_one_sample_and_for_all_masked(tiny_with_intents, model):
+    _, train, wrapper = build(tiny_with_intents, model)
+    batch = first_batch(train)
+    loss = wrapper.calculate_loss(batch[torch.tensor([0])])
+    assert torch.isfinite(loss) and torch.isfinite(wrapper.intent_aux_loss())
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in wrapper.parameters() if p.grad is not None)
+    batch.interaction["intent_mask"] = torch.zeros_like(batch["intent_mask"])
+    assert torch.isfinite(wrapper.calculate_loss(batch))
+    assert wrapper.intent_aux_loss().item() == 0.0
+
+
+def test_aux_loss_adds_tau_times_aux(tiny_with_intents):
+    _, train, wrapper = build(tiny_with_intents, "LLM4SBR_NARM", intent_tau=0.1)
+    wrapper.eval()
+    batch = with_random_intents(first_batch(train))
+    with torch.no_grad():
+        total = wrapper.calculate_loss(batch)
+        aux = wrapper.intent_aux_loss()
+        wrapper.intent_tau = 0.0
+        ce = wrapper.calculate_loss(batch)
+    assert aux.item() != 0.0
+    assert total.item() == pytest.approx(ce.item() + 0.1 * aux.item(), rel=1e-6)
+
+
+def test_gate_is_one_where_the_intent_is_missing(tiny_with_intents):
+    _, train, learned = build(tiny_with_intents, "LLM4SBR_SRGNN", intent_gate="learned")
+    _, _, fixed = build(tiny_with_intents, "LLM4SBR_SRGNN", intent_gate="fixed")
+    fixed.load_state_dict(learned.state_dict())
+    learned.eval(), fixed.eval()
+    batch = with_random_intents(first_batch(train))
+    both_missing = batch["intent_mask"].sum(dim=1).eq(0)
+    assert both_missing.any() and not both_missing.all()
+    with torch.no_grad():
+        scores_learned = learned.full_sort_predict(batch)
+        scores_fixed = fixed.full_sort_predict(batch)
+    assert torch.equal(scores_learned[both_missing], scores_fixed[both_missing])
+    assert not torch.allclose(scores_learned[~both_missing], scores_fixed[~both_missing])
+
+
+# ------------------------------------------------------------------------------- AU loss
+def test_alignment_uniformity_by_hand():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, -1.0]])
+    # x̂ = (1,0), (0,1), (-1,0); ŷ = (1,0), (1,1)/√2, (0,-1)
+    # ||x̂-ŷ||² = 0, 2 - √2, 2
+    align = (0.0 + (2 - math.sqrt(2)) + 2.0) / 3
+    assert alignment(x, y).item() == pytest.approx(align, rel=1e-6)
+    # pairwise squared distances of x̂: 2, 4, 2; of ŷ: 2 - √2, 2, 2 + √2
+    unif_x = math.log((math.exp(-4) + math.exp(-8) + math.exp(-4)) / 3)
+    unif_y = math.log(sum(math.exp(-2 * d) for d in (2 - math.sqrt(2), 2, 2 + math.sqrt(2))) / 3)
+    assert uniformity(x, t=2).item() == pytest.approx(unif_x, rel=1e-6)
+    assert uniformity(y, t=2).item() == pytest.approx(unif_y, rel=1e-6)
+    expected = align + (unif_x + unif_y) / 2
+    assert alignment_uniformity(x, y, t=2).item() == pytest.approx(expected, rel=1e-6)
+    # t is honoured
+    assert uniformity(x, t=1).item() == pytest.approx(
+        math.log((math.exp(-2) + math.exp(-4) + math.exp(-2)) / 3), rel=1e-6
+    )
+    # degenerate batches
+    assert uniformity(x[:1]).item() == 0.0
+    assert alignment_uniformity(x[:1], y[:1]).item() == pytest.approx(0.0, abs=1e-7)
+    assert alignment_uniformity(x[:0], y[:0]).item() == 0.0
+
+
+def test_mean_and_sum_reductions_differ_by_two():
+    gen = torch.Generator().manual_seed(0)
+    behaviour = [torch.randn(5, 4, generator=gen) for _ in range(2)]
+    intents = [torch.randn(5, 4, generator=gen) for _ in range(2)]
+    masks = [torch.tensor([True, True, False, True, True]), torch.ones(5, dtype=torch.bool)]
+    mean = intent_aux_loss(behaviour, intents, masks, reduction="mean")
+    total = intent_aux_loss(behaviour, intents, masks, reduction="sum")
+    assert total.item() == pytest.approx(2 * mean.item(), rel=1e-6)
+    long = alignment_uniformity(behaviour[0][masks[0]], intents[0][masks[0]])
+    short = alignment_uniformity(behaviour[1], intents[1])
+    assert total.item() == pytest.approx((long + short).item(), rel=1e-6)
+
+
+def test_sum_reduction_is_twice_mean_in_the_model(tiny_with_intents):
+    losses = {}
+    for reduction in ("mean", "sum"):
+        torch.manual_seed(0)
+        _, train, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", intent_aux_reduction=reduction)
+        wrapper.calculate_loss(first_batch(train))
+        losses[reduction] = wrapper.intent_aux_loss().item()
+    assert losses["sum"] == pytest.approx(2 * losses["mean"])
+
+
+def test_identical_vectors_give_finite_gradients():
+    x = torch.ones(4, 3, requires_grad=True)  # every pairwise distance is 0
+    y = torch.randn(4, 3, requires_grad=True)
+    alignment_uniformity(x, y).backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
+
+
+# ------------------------------------------------------------------------------- errors, copies
+def test_missing_intent_fields_give_a_clear_error(tiny_with_intents):
+    _, train, wrapper = build(tiny_with_intents, "LLM4SBR_NARM")
+    batch = first_batch(train)
+    del batch.interaction["intent_long"]
+    with pytest.raises(KeyError, match="lacks the intent fields.*intent_file"):
+        wrapper.full_sort_predict(batch)
+    with pytest.raises(KeyError, match="lacks the intent fields"):
+        wrapper.calculate_loss(batch)
+
+
+@pytest.mark.parametrize("model", LLM4SBR_MODELS)
+def test_deepcopy_and_pickle_after_a_training_step(tiny_with_intents, model):
+    _, train, wrapper = build(tiny_with_intents, model)
+    batch = first_batch(train)
+    wrapper.calculate_loss(batch).backward()  # leaves graph-attached state behind
+    clone = copy.deepcopy(wrapper)
+    restored = pickle.loads(pickle.dumps(wrapper))
+    wrapper.eval(), clone.eval(), restored.eval()
+    expected = wrapper.full_sort_predict(batch)
+    assert torch.equal(clone.full_sort_predict(batch), expected)  # hooks follow the copy
+    assert torch.equal(restored.full_sort_predict(batch), expected)
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_SASRec"])
+def test_recbole_get_flops_runs(tiny_with_intents, model):
+    config, train, wrapper = build(tiny_with_intents, model)
+    flops = get_flops(wrapper, train._dataset, "cpu", _SilentLogger(), construct_transform(config))
+    assert flops > 0
+
+
+class _SilentLogger:
+    def info(self, *args, **kwargs):
+        pass
