@@ -16,6 +16,7 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.data.dataset import resolve_intent_path
+from recbole_llm4sbr.data.side_file import read_meta
 from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
 
 
@@ -24,13 +25,14 @@ def ensure_intent_file(config):
     if not uses_intents(get_model(config["model"])):
         return None
     path = resolve_intent_path(config)
-    complete = os.path.exists(os.path.join(path, "meta.json"))
+    meta_path = os.path.join(path, "meta.json")
+    complete = os.path.exists(meta_path) and read_meta(path).get("complete", False)
     if complete or not config["intent_auto_build"]:
         return path  # a missing file then fails in IntentDataset with the command to build it
     from recbole_llm4sbr.intent import build_intent_file
 
     getLogger().info(
-        f"No intent side file at [{path}]: building it now with the "
+        f"No complete intent side file at [{path}]: building (or resuming) it now with the "
         f"'{config['intent_backend']}' backend."
     )
     return build_intent_file(config)

@@ -36,7 +36,8 @@ class IntentDataset(SequentialDataset):
     ``intent_mask`` [N, 2] (1 where the view's vector exists, 0 for the zero fallback).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, attach_intents=True):
+        self.attach_intents = attach_intents  # False: listing mode for the intent utility
         self.prefix_len_field = config["PREFIX_LEN_FIELD"] or "prefix_len"
         self.intent_fields = (
             config["INTENT_LONG_FIELD"] or "intent_long",
@@ -46,6 +47,7 @@ class IntentDataset(SequentialDataset):
         self.intent_dim = None
         self.intent_stats = None
         self._formatted = False
+        self._prefix_table = None
         super().__init__(config)
 
     # ------------------------------------------------------------------ prefix keys
@@ -86,6 +88,8 @@ class IntentDataset(SequentialDataset):
         super()._change_feat_format()
         self._formatted = True
         path = resolve_intent_path(self.config)
+        if not self.attach_intents:
+            return
         if os.path.exists(path):
             self._attach_intents(path)
         elif self.config["intent_required"] is not False:
@@ -96,6 +100,11 @@ class IntentDataset(SequentialDataset):
                 f"intent_auto_build: True to build it with the configured backend)."
             )
 
+    def copy(self, new_inter_feat):
+        nxt = super().copy(new_inter_feat)
+        nxt._prefix_table = None  # a split lists its own prefixes
+        return nxt
+
     # ------------------------------------------------------------------ listing (stage one)
     def catalogue_tokens(self):
         """Raw tokens of every item of the dataset (padding excluded)."""
@@ -104,6 +113,8 @@ class IntentDataset(SequentialDataset):
     def prefix_table(self):
         """One row per distinct prefix used by a sample: session, prefix_len, items (raw tokens)."""
         self._change_feat_format()
+        if self._prefix_table is not None:
+            return self._prefix_table
         feat = self.inter_feat
         keys = self._sample_keys()
         first = ~keys.duplicated(["session", "prefix_len"]).to_numpy()
@@ -113,7 +124,9 @@ class IntentDataset(SequentialDataset):
         items = [list(tokens[row[:n]]) for row, n in zip(seqs, lens)]
         table = keys[first].reset_index(drop=True)
         table["items"] = items
-        return table.sort_values(["session", "prefix_len"], kind="stable").reset_index(drop=True)
+        table = table.sort_values(["session", "prefix_len"], kind="stable").reset_index(drop=True)
+        self._prefix_table = table
+        return table
 
     def intent_fingerprint(self):
         """Hash of the catalogue and every sample prefix: ties a side file to this dataset."""

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+r"""
+Command line of stage one (also installed as ``llm4sbr-intent``)::
+
+    python -m recbole_llm4sbr.intent build   --dataset ml-100k [--model LLM4SBR_SRGNN]
+        [--config_files "a.yaml b.yaml"] [--overwrite] [--intent_backend=openai ...]
+    python -m recbole_llm4sbr.intent explain --dataset ml-100k --session 42 [--prefix_len 7]
+        [--checkpoint saved/LLM4SBR_SRGNN-xxx.pth]
+    python -m recbole_llm4sbr.intent summary --dataset ml-100k
+
+Any RecBole/plugin config key can be given as ``--key=value`` (RecBole reads them itself).
+Exit status of ``build``: 0 complete, 1 some prompts failed (rerun resumes), 2 bad input.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m recbole_llm4sbr.intent",
+                                description="LLM4SBR stage one: the intent side file.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (("build", "build or resume the side file"),
+                       ("explain", "prompts, answers, localized items (and top-10) of a session"),
+                       ("summary", "provenance and summary of a side file")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("--dataset", default="ml-100k")
+        s.add_argument("--model", default="LLM4SBR_SRGNN")
+        s.add_argument("--config_files", default=None, help="space-separated yaml files")
+        if name == "build":
+            s.add_argument("--overwrite", action="store_true", help="rebuild a complete file")
+        if name == "explain":
+            s.add_argument("--session", required=True)
+            s.add_argument("--prefix_len", type=int, default=None, help="default: the last one")
+            s.add_argument("--checkpoint", default=None, help="trained model for the top-10")
+            s.add_argument("--topk", type=int, default=10)
+    return p
+
+
+def _config(args):
+    from recbole_llm4sbr.config import Config
+
+    files = args.config_files.split() if args.config_files else None
+    return Config(model=args.model, dataset=args.dataset, config_file_list=files)
+
+
+def _setup_logging():
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("recbole_llm4sbr.intent").setLevel(logging.INFO)
+
+
+def main(argv=None):
+    args, _ = _parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    from recbole_llm4sbr.data.side_file import SideFileError
+    from recbole_llm4sbr.intent.item_text import ItemTextError
+    from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
+
+    try:
+        config = _config(args)
+        if args.command == "build":
+            from recbole_llm4sbr.intent.pipeline import build_intent_file
+
+            path = build_intent_file(config, overwrite=args.overwrite)
+            print(f"Intent side file: {path}")
+        elif args.command == "explain":
+            from recbole_llm4sbr.intent.explain import explain_session
+
+            print(explain_session(config, args.session, args.prefix_len, args.checkpoint,
+                                  k=args.topk))
+        else:
+            from recbole_llm4sbr.data.dataset import resolve_intent_path
+            from recbole_llm4sbr.data.side_file import FAILURES_FILE, read_meta
+
+            path = resolve_intent_path(config)
+            meta = read_meta(path)
+            failures = os.path.join(path, FAILURES_FILE)
+            meta["failures_pending"] = (
+                sum(1 for _ in open(failures, encoding="utf-8")) if os.path.exists(failures) else 0
+            )
+            print(f"Intent side file: {path}")
+            print(json.dumps(meta, indent=2, sort_keys=True))
+    except IntentGenerationFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (SideFileError, ItemTextError, ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

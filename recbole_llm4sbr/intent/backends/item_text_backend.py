@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.intent.backends.item_text_backend
+#################################################
+The **no-LLM baseline** (embedded default where no LLM is available). Nothing is generated: the
+long-term "answer embedding" of a prefix is the mean of the (L2-normalised) item-text embeddings
+of all its items, the short-term one the mean over its last ``intent_item_text_short_window``
+items. Each catalogue item is encoded once; no per-prefix text is encoded. Localization then
+works on these means as on an LLM answer.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from recbole_llm4sbr.data.side_file import VIEWS
+
+
+class ItemTextBackend:
+    name = "item-text"
+    uses_llm = False
+
+    def __init__(self, config):
+        window = config["intent_item_text_short_window"]
+        self.window = int(3 if window is None else window)
+        if self.window < 1:
+            raise ValueError(f"intent_item_text_short_window must be >= 1, got {self.window}.")
+
+    def provenance(self):
+        return {"llm": None, "note": "no-LLM baseline: mean of item-text embeddings",
+                "item_text_window": self.window}
+
+    def selection(self, items, view):
+        """Items whose text stands for the view's answer."""
+        return list(items) if VIEWS[view] == "long" else list(items)[-self.window:]
+
+    def answer_embeddings(self, items_lists, views, item_index, item_emb):
+        """Mean item-text embedding of each (items, view), as one sparse product."""
+        indptr, cols, vals = [0], [], []
+        for items, view in zip(items_lists, views):
+            sel = [item_index[t] for t in self.selection(items, view)]
+            cols.extend(sel)
+            vals.extend([1.0 / len(sel)] * len(sel))
+            indptr.append(len(cols))
+        weights = sp.csr_matrix(
+            (np.asarray(vals, np.float32), np.asarray(cols, np.int64), np.asarray(indptr)),
+            shape=(len(items_lists), item_emb.shape[0]),
+        )
+        return np.asarray(weights @ item_emb, dtype=np.float32)
+
+    def describe(self, items, view, item_text):
+        """The short human-readable 'answer' of a record."""
+        sel = self.selection(items, view)
+        if VIEWS[view] == "long":
+            return f"[item-text baseline] mean of the text embeddings of {len(sel)} items"
+        return "[item-text baseline] " + " | ".join(item_text.get(t, t) for t in sel)

