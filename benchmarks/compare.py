@@ -1,0 +1,214 @@
+"""Compare models on one dataset and split over several seeds (see docs/hyper.md).
+
+    python benchmarks/compare.py --dataset ml-100k --models SRGNN,LLM4SBR_SRGNN --seeds 3 --epochs=10
+
+Each (model, seed) trains and evaluates in a fresh subprocess (so its peak memory is its own)
+through ``run_recbole_llm4sbr`` and leaves ``<out>/runs/<model>-seed<seed>.json``; runs whose JSON
+exists are skipped, so an interrupted comparison resumes. Then ``<out>/table.md`` (mean ± std over
+seeds of the test Recall, MRR and NDCG at 10 and 20, seconds per epoch, peak memory) and
+``<out>/chart.png`` (Recall@20 and MRR@20 with std error bars) are written and the table printed.
+Every other ``--key=value`` overrides a config key for all runs (``--epochs=10``).
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+METRICS = ["recall@10", "recall@20", "mrr@10", "mrr@20", "ndcg@10", "ndcg@20"]
+LABELS = {"recall": "Recall", "mrr": "MRR", "ndcg": "NDCG"}
+CHART = ["recall@20", "mrr@20"]
+DEFAULT_SEEDS = [2020, 2021, 2022]
+
+
+def label(metric):
+    name, k = metric.split("@")
+    return f"{LABELS.get(name, name)}@{k}"
+
+
+# ---------------------------------------------------------------------------- one run (child)
+def child(spec):
+    """Train + evaluate one (model, seed); write the result JSON atomically."""
+    import resource
+    import warnings
+
+    warnings.simplefilter("ignore", FutureWarning)  # RecBole 1.2.1 on pandas 2.x / torch 2.x
+    sys.argv = sys.argv[:1]  # RecBole's Config would parse the parent's flags
+    import torch
+    from recbole.config import Config as RecBoleConfig
+
+    from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
+
+    overrides = RecBoleConfig._convert_config_dict(None, dict(spec["overrides"]))
+    config_dict = {"show_progress": False, **overrides, "seed": spec["seed"]}
+    start = time.perf_counter()
+    result = run_recbole_llm4sbr(model=spec["model"], dataset=spec["dataset"],
+                                 config_file_list=spec["config_files"], config_dict=config_dict)
+    record = {
+        "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
+        "overrides": spec["overrides"], "wall_seconds": time.perf_counter() - start,
+        "best_valid_score": float(result["best_valid_score"]),
+        "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
+        "test_result": {k: float(v) for k, v in result["test_result"].items()},
+        "seconds_per_epoch": result["seconds_per_epoch"],
+        # Linux: kilobytes
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+    }
+    if result.get("checkpoint") and not spec.get("keep_checkpoints"):
+        try:
+            os.remove(result["checkpoint"])
+        except OSError:
+            pass
+    tmp = spec["json"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, spec["json"])
+
+
+# ---------------------------------------------------------------------------- table and chart
+def mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def summarise(records, models):
+    """``{model: {column: (mean, std, n)}}`` over the seeds found."""
+    summary = {}
+    for model in models:
+        runs = [r for r in records if r["model"] == model]
+        if not runs:
+            continue
+        row = {m: mean_std([r["test_result"].get(m) for r in runs]) for m in METRICS}
+        row["seconds_per_epoch"] = mean_std([r["seconds_per_epoch"] for r in runs])
+        row["peak_rss_mb"] = mean_std([r["peak_rss_mb"] for r in runs])
+        row["peak_cuda_mb"] = mean_std([r.get("peak_cuda_mb") for r in runs])
+        row["seeds"] = sorted(r["seed"] for r in runs)
+        summary[model] = row
+    return summary
+
+
+def cell(pair, digits=4):
+    mean, std = pair
+    return "n/a" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown_table(summary, dataset, overrides):
+    cuda = any(row["peak_cuda_mb"][0] is not None for row in summary.values())
+    head = ["model", "seeds"] + [label(m) for m in METRICS] + ["s/epoch", "peak RSS (MB)"]
+    head += ["peak CUDA (MB)"] if cuda else []
+    lines = [
+        f"Dataset `{dataset}`; test metrics of the best-validation checkpoint, mean ± std "
+        f"(sample std) over seeds; overrides: `{json.dumps(overrides)}`.", "",
+        "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, row in summary.items():
+        cells = [model, ",".join(map(str, row["seeds"]))] + [cell(row[m]) for m in METRICS]
+        cells += [cell(row["seconds_per_epoch"], 2), cell(row["peak_rss_mb"], 0)]
+        cells += [cell(row["peak_cuda_mb"], 0)] if cuda else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary, dataset, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(summary)
+    width = 0.8 / len(CHART)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(models) + 1.5), 3.6))
+    for i, metric in enumerate(CHART):
+        means = [summary[m][metric][0] or 0.0 for m in models]
+        stds = [summary[m][metric][1] or 0.0 for m in models]
+        xs = [x + (i - (len(CHART) - 1) / 2) * width for x in range(len(models))]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=label(metric))
+    ax.set_xticks(range(len(models)))
+    ax.set_xticklabels(models, rotation=20, ha="right")
+    ax.set_ylabel("test score")
+    ax.set_title(f"{dataset}: mean ± std over seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- driver
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--models", "-m", default="SRGNN,LLM4SBR_SRGNN", help="comma-separated")
+    parser.add_argument("--seeds", type=int, default=3, help="first N of 2020, 2021, 2022, ...")
+    parser.add_argument("--seed_list", default=None, help="comma-separated seeds (beats --seeds)")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/<dataset>")
+    parser.add_argument("--config_files", default=None, help="space-separated yaml files")
+    parser.add_argument("--keep_checkpoints", action="store_true", help="keep each run's .pth")
+    parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    args, extra = parser.parse_known_args(argv)
+    bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
+    if bad:
+        parser.error(f"unrecognised arguments {bad}: overrides are --key=value")
+    args.overrides = dict(a[2:].split("=", 1) for a in extra)  # converted in the child
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args._child:
+        child(json.loads(args._child))
+        return None
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
+             else [DEFAULT_SEEDS[0] + i for i in range(args.seeds)])
+    out = os.path.abspath(args.out or os.path.join("benchmarks", "results", args.dataset))
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    config_files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
+    overrides = {"checkpoint_dir": os.path.join(out, "saved"), **args.overrides}
+    status = {"ran": [], "skipped": [], "failed": []}
+    records = []
+    for model in models:
+        for seed in seeds:
+            path = os.path.join(out, "runs", f"{model}-seed{seed}.json")
+            if os.path.exists(path):
+                status["skipped"].append((model, seed))
+                print(f"[skip] {model} seed {seed}: {path} exists")
+                with open(path, encoding="utf-8") as f:
+                    if json.load(f).get("overrides") != overrides:
+                        print(f"[warn] {path} was run with other overrides; use another --out",
+                              file=sys.stderr)
+            else:
+                spec = dict(model=model, dataset=args.dataset, seed=seed, json=path,
+                            config_files=config_files, overrides=overrides,
+                            keep_checkpoints=args.keep_checkpoints)
+                print(f"[run] {model} seed {seed}", flush=True)
+                env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+                proc = subprocess.run([sys.executable, os.path.abspath(__file__),
+                                       "--_child", json.dumps(spec)], env=env)
+                if proc.returncode != 0 or not os.path.exists(path):
+                    status["failed"].append((model, seed))
+                    print(f"[failed] {model} seed {seed} (exit {proc.returncode})", file=sys.stderr)
+                    continue
+                status["ran"].append((model, seed))
+            with open(path, encoding="utf-8") as f:
+                records.append(json.load(f))
+    summary = summarise(records, models)
+    if summary:
+        table = markdown_table(summary, args.dataset, args.overrides)
+        with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+            f.write(table)
+        bar_chart(summary, args.dataset, os.path.join(out, "chart.png"))
+        print(table)
+        print(f"written: {os.path.join(out, 'table.md')}, {os.path.join(out, 'chart.png')}")
+    return status
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.exit(1 if status and status["failed"] else 0)

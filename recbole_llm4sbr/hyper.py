@@ -1,0 +1,306 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.hyper
+#####################
+Hyper-parameter search for plugin and RecBole models (``run_hyper.py``; see docs/hyper.md).
+
+* :func:`ray_trainable` is the Ray Tune trainable: importable by Ray workers, reports the
+  validation metric after every epoch (ASHA can stop bad trials early) and, once, the best
+  validation result with the test metrics (``test_*``, logged only, never used for selection).
+* :func:`ray_search` and :func:`hyperopt_search` run a search and write the same CSV table.
+
+Neither ray nor ``recbole.quick_start`` is imported at module level.
+"""
+
+import contextlib
+import csv
+import inspect
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+R_KEYS = ("intent_r", "intent_localization_r")  # localization top-r: changes the side file
+PARAM_TYPES = ("choice", "uniform", "quniform", "loguniform")
+
+
+# ---------------------------------------------------------------------------- parsing
+def read_params_file(path):
+    """``[(name, type, value)]`` from a RecBole params file (``name type value`` per line;
+    blank lines and ``#`` comments are skipped). ``loguniform`` bounds are in log space."""
+    params = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split("#", 1)[0].split()
+            if not parts:
+                continue
+            if len(parts) < 3 or parts[1] not in PARAM_TYPES:
+                raise ValueError(f"{path}: cannot parse line [{line.strip()}]: expected "
+                                 f"'name {{{'|'.join(PARAM_TYPES)}}} value'")
+            name, kind, value = parts[0], parts[1], " ".join(parts[2:])
+            if kind == "choice":
+                value = eval(value)  # noqa: S307 (RecBole's own format: a python list literal)
+            else:  # RecBole writes "low,high[,q]"; "low high" is accepted too
+                value = [float(v) for v in value.replace(",", " ").split()]
+            params.append((name, kind, value))
+    return params
+
+
+def ray_space(params):
+    """Ray Tune search space; ``loguniform`` maps log-space bounds back as RecBole does."""
+    from ray import tune
+
+    make = {"choice": tune.choice, "uniform": lambda v: tune.uniform(*v),
+            "quniform": lambda v: tune.quniform(*v),
+            "loguniform": lambda v: tune.loguniform(math.exp(v[0]), math.exp(v[1]))}
+    return {name: make[kind](value) for name, kind, value in params}
+
+
+def parse_overrides(args):
+    """``['--epochs=5', ...]`` -> ``{'epochs': 5}``, converted as RecBole's command line."""
+    from recbole.config import Config as RecBoleConfig
+
+    bad = [a for a in args if not (a.startswith("--") and "=" in a)]
+    if bad:
+        raise ValueError(f"unrecognised arguments {bad}: overrides are --key=value")
+    return RecBoleConfig._convert_config_dict(None, dict(a[2:].split("=", 1) for a in args))
+
+
+@contextlib.contextmanager
+def clean_argv():
+    """RecBole's ``Config`` parses ``sys.argv``; hide the caller's (or Ray's) flags from it."""
+    saved, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def trial_config_dict(base_config_dict, params):
+    """Config of one trial. A searched localization ``r`` gets its own side file,
+    ``<dataset>.r<r>.intent`` (built on demand when ``intent_auto_build`` is on)."""
+    config_dict = {**base_config_dict, **params}
+    for key in R_KEYS:
+        if key in params:
+            r = params[key]
+            r = int(r) if float(r).is_integer() else r
+            config_dict["intent_r"] = r
+            if "intent_file" not in params:
+                config_dict["intent_file"] = f"{config_dict['dataset']}.r{r}.intent"
+    return config_dict
+
+
+# ---------------------------------------------------------------------------- ray
+def report(metrics):
+    """``tune.report`` for Ray <= 2.6 (``**kwargs``) and newer Ray (one ``dict``)."""
+    from ray import tune
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if "metrics" in inspect.signature(tune.report).parameters:
+            return tune.report(metrics)
+        return tune.report(**metrics)
+
+
+def _trial_dir():
+    """This trial's directory (Ray 2.6 ``air.session``; newer Ray: the ``train`` context)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from ray.air import session
+
+            return session.get_trial_dir()
+        except Exception:
+            pass
+        try:
+            from ray import train
+
+            return train.get_context().get_trial_dir()
+        except Exception:
+            return os.getcwd()  # Ray runs function trainables inside their trial directory
+
+
+def _ensure_intents(config):
+    """Build a missing side file once, under a file lock (parallel trials may share an r)."""
+    import fcntl
+
+    from recbole_llm4sbr.data.dataset import resolve_intent_path
+    from recbole_llm4sbr.quick_start import ensure_intent_file
+    from recbole_llm4sbr.utils import get_model, uses_intents
+
+    if uses_intents(get_model(config["model"])):
+        path = resolve_intent_path(config)
+        lock = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
+        with open(lock, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            ensure_intent_file(config)
+
+
+def ray_trainable(config, fixed_config_file_list=None, base_config_dict=None):
+    """Ray Tune trainable: one training run with the sampled ``config`` merged over
+    ``base_config_dict`` (which must name ``model`` and ``dataset``)."""
+    sys.argv = sys.argv[:1]  # Ray workers' argv holds ~15 ray-internal --k=v flags
+    warnings.simplefilter("ignore", FutureWarning)  # RecBole 1.2.1 on pandas 2 / torch 2
+    import ray
+    import torch
+
+    from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.quick_start import objective_function
+
+    base = dict(base_config_dict or {})
+    threads = int(base.pop("threads_per_trial", 1) or 1)
+    torch.set_num_threads(threads)
+    config_dict = trial_config_dict(base, config)
+    config_dict["torch_num_threads"] = threads
+    # one checkpoint folder per trial: RecBole names files by model + second
+    config_dict["checkpoint_dir"] = os.path.join(_trial_dir(), "saved")
+    # Ray sets CUDA_VISIBLE_DEVICES to the trial's GPUs; RecBole would overwrite it with gpu_id
+    config_dict["gpu_id"] = os.environ.get("CUDA_VISIBLE_DEVICES", "") if ray.get_gpu_ids() else ""
+    files = fixed_config_file_list
+    rb_config = Config(config_file_list=files, config_dict=config_dict)
+    metric = rb_config["valid_metric"].lower()
+    _ensure_intents(rb_config)
+    epochs = [0]
+
+    def callback(epoch_idx, valid_score):
+        epochs[0] = epoch_idx + 1
+        report({metric: float(valid_score), "epoch": epoch_idx + 1})
+
+    result = objective_function(config_dict, files, saved=True, callback_fn=callback)
+    final = {metric: float(result["best_valid_score"]), "epoch": epochs[0],
+             "best_valid_score": float(result["best_valid_score"]),
+             "seconds_per_epoch": result["seconds_per_epoch"]}
+    final.update({f"valid_{k}": float(v) for k, v in result["best_valid_result"].items()})
+    final.update({f"test_{k}": float(v) for k, v in result["test_result"].items()})
+    report(final)
+
+
+def driver_config(model, dataset, config_file_list=None, config_dict=None):
+    from recbole_llm4sbr.config import Config
+
+    with clean_argv():
+        return Config(model=model, dataset=dataset, config_file_list=config_file_list,
+                      config_dict=dict(config_dict or {}))
+
+
+def ray_search(model, dataset, params_file, config_file_list=None, config_dict=None,
+               output_file=None, num_samples=10, cpus_per_trial=1, gpus_per_trial=0,
+               threads_per_trial=None, grace_period=1, reduction_factor=2, storage_path="ray_log",
+               name=None, address=None, verbose=1):
+    """Ray Tune search with ASHA on the validation metric. Returns ``(rows, best_row)``."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from recbole_llm4sbr.data.default_data import check_dataset_exists
+
+    files = [os.path.abspath(f) for f in config_file_list or []] or None
+    base = {**(config_dict or {}), "model": model, "dataset": dataset}
+    config = driver_config(model, dataset, files, base)
+    base["data_path"] = os.path.dirname(config["data_path"])  # absolute (Ray changes the cwd)
+    check_dataset_exists(config)  # fails early; copies ml-100k once, not in parallel trials
+    base["threads_per_trial"] = threads_per_trial or max(1, int(cpus_per_trial))
+    metric, mode = config["valid_metric"].lower(), "max" if config["valid_metric_bigger"] else "min"
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False)
+    scheduler = ASHAScheduler(  # one report per evaluation + the final summary report
+        metric=metric, mode=mode, max_t=int(config["epochs"]) + 1,
+        grace_period=grace_period, reduction_factor=reduction_factor)
+    where = "storage_path" if "storage_path" in inspect.signature(tune.run).parameters else "local_dir"
+    analysis = tune.run(
+        tune.with_parameters(ray_trainable, fixed_config_file_list=files, base_config_dict=base),
+        config=ray_space(read_params_file(params_file)), num_samples=num_samples,
+        scheduler=scheduler, resources_per_trial={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+        name=name or f"{model}-{dataset}", verbose=verbose, log_to_file=True,
+        raise_on_failed_trial=False, **{where: os.path.abspath(storage_path)})
+    rows = []
+    for trial in analysis.trials:
+        last = trial.last_result or {}
+        done = "best_valid_score" in last
+        scores = (trial.metric_analysis or {}).get(metric, {})
+        rows.append(_row(
+            trial.trial_id, trial.config, last.get("best_valid_score") if done else scores.get(mode),
+            metric, {k[6:]: v for k, v in last.items() if k.startswith("valid_")},
+            {k[5:]: v for k, v in last.items() if k.startswith("test_")},
+            last.get("seconds_per_epoch"), status=trial.status if done else
+            (f"{trial.status} (stopped early)" if scores else trial.status),
+            reports=last.get("training_iteration")))
+    return _finish(rows, mode == "max", output_file)
+
+
+# ---------------------------------------------------------------------------- hyperopt
+class _HyperoptObjective:
+    """``objective_function`` with the fixed model/dataset/overrides merged in."""
+
+    def __init__(self, base_config_dict, checkpoint_dir):
+        self.base, self.checkpoint_dir = base_config_dict, checkpoint_dir
+        self.params, self.calls = {}, 0
+
+    def __call__(self, config_dict, config_file_list):
+        from recbole.trainer.hyper_tuning import HyperTuning
+
+        from recbole_llm4sbr.quick_start import objective_function
+
+        self.params[HyperTuning.params2str(config_dict)] = dict(config_dict)
+        trial = trial_config_dict(self.base, config_dict)  # own folder: names are model + second
+        trial["checkpoint_dir"] = os.path.join(self.checkpoint_dir, f"trial{self.calls}")
+        self.calls += 1
+        with clean_argv():
+            return objective_function(trial, config_file_list, saved=True)
+
+
+def hyperopt_search(model, dataset, params_file, config_file_list=None, config_dict=None,
+                    output_file=None, algo="exhaustive", max_evals=100, early_stop=10):
+    """RecBole's ``HyperTuning`` (hyperopt) over the plugin objective. Returns ``(rows, best)``."""
+    from recbole.trainer.hyper_tuning import HyperTuning
+
+    base = {**(config_dict or {}), "model": model, "dataset": dataset}
+    config = driver_config(model, dataset, config_file_list, base)
+    name = f"hyperopt-{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    objective = _HyperoptObjective(base, os.path.join(config["checkpoint_dir"], name))
+    params_dict = {}
+    for name, kind, value in read_params_file(params_file):
+        params_dict.setdefault(kind, {})[name] = value  # HyperTuning's params_dict layout
+    hp = HyperTuning(objective, algo=algo, early_stop=early_stop, max_evals=max_evals,
+                     params_dict=params_dict, fixed_config_file_list=config_file_list)
+    hp.run()
+    metric = config["valid_metric"].lower()
+    rows = [_row(i, objective.params[key], r["best_valid_score"], metric, r["best_valid_result"],
+                 r["test_result"], r.get("seconds_per_epoch"))
+            for i, (key, r) in enumerate(hp.params2result.items())]
+    return _finish(rows, bool(config["valid_metric_bigger"]), output_file)
+
+
+# ---------------------------------------------------------------------------- results table
+def _row(trial, params, best_valid, metric, valid, test, seconds, status="TERMINATED",
+         reports=None):
+    params = dict(params)
+    row = {"trial": trial, "status": status, "params": json.dumps(params, default=str),
+           **params, "valid_metric": metric, "best_valid_score": best_valid}
+    row.update({f"valid_{k}": v for k, v in dict(valid or {}).items()})
+    row.update({f"test_{k}": v for k, v in dict(test or {}).items()})
+    row.update({"seconds_per_epoch": seconds, "reports": reports})
+    return row
+
+
+def _finish(rows, bigger, output_file):
+    scored = [r for r in rows if r["best_valid_score"] is not None]
+    best = (max if bigger else min)(scored, key=lambda r: r["best_valid_score"]) if scored else None
+    if output_file:
+        write_csv(rows, output_file)
+    return rows, best
+
+
+def write_csv(rows, path):
+    """One row per trial; the columns are the union of all rows' keys, in first-seen order."""
+    columns = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
