@@ -10,7 +10,14 @@ Any other ``--key=value`` overrides a config key, as in RecBole.
 import argparse
 import sys
 
+from recbole_llm4sbr.data.side_file import SideFileError
+from recbole_llm4sbr.intent.item_text import ItemTextError
+from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
+from recbole_llm4sbr.utils import UnknownModelError
+
+# bad input or settings: reported in one line, without a traceback
+USER_ERRORS = (UnknownModelError, FileNotFoundError, SideFileError, ItemTextError, IntentGenerationFailed)
 
 
 def main():
@@ -24,7 +31,7 @@ def main():
         result = run_recbole_llm4sbr(
             model=args.model, dataset=args.dataset, config_file_list=config_file_list
         )
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"test result: {dict(result['test_result'])}")

@@ -26,6 +26,10 @@ _RECBOLE_SUBMODULES = [
 ]
 
 
+class UnknownModelError(ValueError):
+    """A model name that is neither a plugin model nor a RecBole model."""
+
+
 def plugin_model_names():
     """Names of the plugin's own models (file name = lower-cased class name)."""
     import recbole_llm4sbr.model as pkg
@@ -52,7 +56,7 @@ def get_model(model_name):
     try:
         return recbole_get_model(model_name)
     except (ValueError, AttributeError, ImportError):
-        raise ValueError(
+        raise UnknownModelError(
             f"Unknown model [{model_name}]. Plugin models: {', '.join(plugin_model_names())}. "
             f"RecBole models (case-sensitive class names, files): "
             f"{', '.join(recbole_model_names())}."

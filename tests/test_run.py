@@ -94,3 +94,14 @@ def test_cli_reports_unknown_model_without_traceback(tiny_root):
     assert proc.returncode == 2
     assert "Unknown model [NoSuchModel]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_GCSAN"])
+def test_vectorized_session_graph_gives_identical_metrics(tiny_root, model):
+    build_side_file(tiny_root)
+    results = {}
+    for graph in ("vectorized", "recbole"):
+        config_dict = tiny_config_dict(tiny_root, epochs=2, session_graph=graph, **SMALL_BACKBONE)
+        results[graph] = run_recbole_llm4sbr(model=model, dataset="tiny", config_dict=config_dict)
+    assert results["vectorized"]["best_valid_result"] == results["recbole"]["best_valid_result"]
+    assert results["vectorized"]["test_result"] == results["recbole"]["test_result"]
