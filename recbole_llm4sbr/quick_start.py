@@ -51,6 +51,9 @@ def _prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    # importing recbole.model.sequential_recommender runs sine.py, which switches autograd's
+    # anomaly detection on for the whole process (a NaN check after every backward op)
+    torch.autograd.set_detect_anomaly(bool(config["detect_anomaly"]))
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     return config, dataset, (train_data, valid_data, test_data), model, trainer
 

@@ -256,3 +256,12 @@ def test_recbole_get_flops_runs(tiny_with_intents, model):
 class _SilentLogger:
     def info(self, *args, **kwargs):
         pass
+
+
+def test_uniformity_rows_limit_uses_the_first_rows_only():
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 4), torch.randn(10, 4)
+    limited = alignment_uniformity(x, y, t=2, max_pairs_rows=4)
+    expected = alignment(x, y) + (uniformity(x[:4]) + uniformity(y[:4])) / 2
+    assert torch.allclose(limited, expected)
+    assert not torch.allclose(limited, alignment_uniformity(x, y, t=2))
