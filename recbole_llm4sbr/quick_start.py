@@ -58,6 +58,18 @@ def _prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     return config, dataset, (train_data, valid_data, test_data), model, trainer
 
 
+def _result(config, trainer, best_valid_score, best_valid_result, test_result):
+    epochs = getattr(trainer, "epoch_seconds", [])
+    return {
+        "model": config["model"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None,
+    }
+
+
 def run_recbole_llm4sbr(
     model=None, dataset=None, config_file_list=None, config_dict=None, saved=True
 ):
@@ -84,16 +96,9 @@ def run_recbole_llm4sbr(
     logger.info("The running environment of this training is as follows:\n" + environment_tb.draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
-    epochs = getattr(trainer, "epoch_seconds", [])
-    return {
-        "model": config["model"],
-        "best_valid_score": best_valid_score,
-        "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": best_valid_result,
-        "test_result": test_result,
-        "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None,
-        "checkpoint": trainer.saved_model_file if saved else None,
-    }
+    result = _result(config, trainer, best_valid_score, best_valid_result, test_result)
+    result["checkpoint"] = trainer.saved_model_file if saved else None
+    return result
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
@@ -107,12 +112,4 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
         train_data, valid_data, verbose=False, saved=saved, callback_fn=callback_fn
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved)
-    epochs = getattr(trainer, "epoch_seconds", [])
-    return {
-        "model": config["model"],
-        "best_valid_score": best_valid_score,
-        "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": best_valid_result,
-        "test_result": test_result,
-        "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None,
-    }
+    return _result(config, trainer, best_valid_score, best_valid_result, test_result)
