@@ -80,6 +80,11 @@ class IntentBuilder:
             self.text_of = self.item_texts.as_dict()
             self.item_index = {tok: i for i, tok in enumerate(self.catalogue)}
             self.prompts = PromptBuilder(config, self.text_of)
+        self._owns_backend = backend is None
+        if backend is None:  # intent_execution: ray -> generation on a pool of Ray actors
+            from recbole_llm4sbr.intent.distributed import execution_backend
+
+            backend = execution_backend(config)
         self.backend = backend if backend is not None else create_backend(config)
         with self.timer("load_encoder"):
             self.encoder = encoder if encoder is not None else Encoder(
@@ -221,6 +226,12 @@ class IntentBuilder:
                 writer.append(sess, lens, views, vectors[np.asarray(rows_vec, np.int64)], records)
         return failures, generated
 
+    def close(self):
+        """Release what the builder started (the Ray actors of ``intent_execution: ray``)."""
+        close = getattr(self.backend, "close", None)
+        if self._owns_backend and close is not None:
+            close()
+
     def _failure(self, row, view, prompt, error):
         return dict(session=str(self.table["session"].iat[row]),
                     prefix_len=int(self.table["prefix_len"].iat[row]),
@@ -245,5 +256,8 @@ def build_intent_file(config, dataset=None, overwrite=False, backend=None, encod
     incomplete; calling again resumes and retries them).
     """
     builder = IntentBuilder(config, dataset, backend=backend, encoder=encoder)
-    builder.run(overwrite=overwrite)
+    try:
+        builder.run(overwrite=overwrite)
+    finally:
+        builder.close()
     return builder.path
