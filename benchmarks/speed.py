@@ -3,14 +3,18 @@
     python benchmarks/speed.py --dataset ml-100k --models STAMP,LLM4SBR_STAMP,SRGNN,LLM4SBR_SRGNN
 
 Each model runs in its own subprocess (so peak memory is its own): the dataset is built, then one
-full training epoch (or the first --batches batches) is timed. Prints a markdown table of seconds
-per epoch, sequences per second and peak resident memory, and the LLM4SBR_X / X time ratios.
+full training epoch (or the first --batches batches) is timed. With ``--repeats R`` every model
+runs R times, the rounds interleaved (all models once, then all again), and the table reports the
+median, which keeps the load of other processes on a shared machine from landing on one model.
+Prints a markdown table of seconds per epoch, sequences per second and peak resident memory, and
+the LLM4SBR_X / X time ratios.
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -63,11 +67,24 @@ def parse_overrides(extra):
     return overrides
 
 
+def median_row(model, runs):
+    """Median seconds per epoch over the runs of one model; peak memory is the largest."""
+    seconds = statistics.median(r["seconds_per_epoch"] for r in runs)
+    return {
+        "model": model,
+        "runs": len(runs),
+        "seconds_per_epoch": seconds,
+        "sequences_per_second": statistics.median(r["sequences_per_second"] for r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--models", default="STAMP,LLM4SBR_STAMP,SRGNN,LLM4SBR_SRGNN")
     parser.add_argument("--batches", type=int, default=0, help="time only the first N batches (0 = whole epoch)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per model, interleaved; the median is reported")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args()
     overrides = parse_overrides(extra)
@@ -75,19 +92,23 @@ def main():
         sys.argv = sys.argv[:1]  # RecBole's Config parses sys.argv
         return child(args.child, args.dataset, args.batches, overrides)
 
-    rows = []
-    for model in args.models.split(","):
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", model, "--dataset", args.dataset,
-               "--batches", str(args.batches)] + extra
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"{model} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-            continue
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"done {model}: {rows[-1]['seconds_per_epoch']:.1f} s/epoch", file=sys.stderr)
+    models = args.models.split(",")
+    runs = {model: [] for model in models}
+    for _ in range(args.repeats):
+        for model in models:
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", model, "--dataset",
+                   args.dataset, "--batches", str(args.batches)] + extra
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{model} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            runs[model].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"done {model}: {runs[model][-1]['seconds_per_epoch']:.1f} s/epoch", file=sys.stderr)
+    rows = [median_row(model, runs[model]) for model in models if runs[model]]
 
     by_name = {r["model"]: r for r in rows}
-    print(f"\ndataset {args.dataset}, overrides {overrides or 'none'}, batches {args.batches or 'full epoch'}\n")
+    print(f"\ndataset {args.dataset}, overrides {overrides or 'none'}, batches "
+          f"{args.batches or 'full epoch'}, median of {args.repeats} run(s)\n")
     print("| model | s/epoch | sequences/s | peak RSS (MB) | ratio to backbone |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -6,13 +6,16 @@ import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 from recbole.data import data_preparation
 from recbole.data.transform import construct_transform
+from recbole.model.layers import FeedForward
 from recbole.utils import get_flops
 from recbole.utils import get_model as recbole_get_model
 
 from conftest import tiny_config_dict
 from recbole_llm4sbr.config import Config
+from recbole_llm4sbr.model.fused_gelu import fuse_gelu
 from recbole_llm4sbr.model.intent_fusion import (
     alignment,
     alignment_uniformity,
@@ -62,7 +65,9 @@ def with_random_intents(batch, seed=0):
 # ------------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("model", LLM4SBR_MODELS)
 def test_wrapper_with_fixed_gates_and_no_aux_equals_parent(tiny_with_intents, model):
-    config, train, wrapper = build(tiny_with_intents, model, intent_tau=0.0, intent_gate="fixed")
+    config, train, wrapper = build(
+        tiny_with_intents, model, intent_tau=0.0, intent_gate="fixed", fused_gelu=False
+    )
     parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
     missing, unexpected = wrapper.load_state_dict(parent.state_dict(), strict=False)
     assert not unexpected and all(k.startswith(("intent_", "pool_", "global_")) for k in missing)
@@ -101,6 +106,38 @@ def test_vectorized_graph_gives_the_same_scores_as_recbole_graph(tiny_with_inten
         wrapper.eval()
         scores[graph] = wrapper.full_sort_predict(first_batch(train))
     assert torch.equal(scores["vectorized"], scores["recbole"])
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_GCSAN", "LLM4SBR_SASRec"])
+def test_fused_gelu_is_the_same_function_to_float_rounding(tiny_with_intents, model):
+    scores, losses, grads = {}, {}, {}
+    for fused in (False, True):
+        torch.manual_seed(0)
+        _, train, wrapper = build(tiny_with_intents, model, fused_gelu=fused)
+        acts = [m.intermediate_act_fn for m in wrapper.modules() if isinstance(m, FeedForward)]
+        assert acts and all((a is F.gelu) == fused for a in acts)
+        batch = with_random_intents(first_batch(train))
+        wrapper.eval()
+        with torch.no_grad():
+            scores[fused] = wrapper.full_sort_predict(batch)
+        wrapper.train()
+        torch.manual_seed(7)
+        losses[fused] = wrapper.calculate_loss(batch)
+        losses[fused].backward()
+        grads[fused] = torch.cat([p.grad.flatten() for p in wrapper.parameters() if p.grad is not None])
+    assert torch.allclose(scores[True], scores[False], rtol=1e-5, atol=1e-6)
+    assert losses[True].item() == pytest.approx(losses[False].item(), rel=1e-5)
+    assert torch.allclose(grads[True], grads[False], rtol=1e-4, atol=1e-6)
+
+
+def test_fuse_gelu_leaves_other_activations_alone():
+    layers = torch.nn.ModuleList(
+        [FeedForward(8, 16, 0.0, act, 1e-12) for act in ("gelu", "relu", "gelu")]
+    )
+    assert fuse_gelu(layers) == 2
+    assert [m.intermediate_act_fn for m in layers] == [F.gelu, F.relu, F.gelu]
+    x = torch.randn(50)
+    assert torch.allclose(F.gelu(x), FeedForward(8, 16, 0.0, "gelu", 1e-12).gelu(x), atol=1e-7)
 
 
 # ------------------------------------------------------------------------------- training
@@ -213,6 +250,16 @@ def test_sum_reduction_is_twice_mean_in_the_model(tiny_with_intents):
         wrapper.calculate_loss(first_batch(train))
         losses[reduction] = wrapper.intent_aux_loss().item()
     assert losses["sum"] == pytest.approx(2 * losses["mean"])
+
+
+def test_uniformity_is_finite_for_a_large_temperature():
+    x = torch.randn(6, 3, requires_grad=True)  # exp(-t d²) underflows to 0 in float32 for t=100
+    loss = uniformity(x, t=100.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+    pairs = torch.pdist(F.normalize(x.detach(), dim=-1)).pow(2)
+    expected = torch.logsumexp(-100.0 * pairs.double(), dim=0) - math.log(len(pairs))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_identical_vectors_give_finite_gradients():

@@ -13,6 +13,7 @@ Reference:
 import torch
 from recbole.model.sequential_recommender.gcsan import GCSAN
 
+from recbole_llm4sbr.model.fused_gelu import fuse_gelu
 from recbole_llm4sbr.model.intent_fusion import IntentFusionMixin
 from recbole_llm4sbr.model.session_graph import session_graph
 
@@ -24,6 +25,8 @@ class LLM4SBR_GCSAN(IntentFusionMixin, GCSAN):
         super().__init__(config, dataset)
         self.vectorized_graph = config["session_graph"] != "recbole"
         self._init_intent_fusion(config, dataset, self.hidden_size)
+        if config["fused_gelu"]:
+            fuse_gelu(self.self_attention)
 
     def _get_slice(self, item_seq):
         if self.vectorized_graph:

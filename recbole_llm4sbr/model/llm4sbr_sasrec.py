@@ -12,6 +12,7 @@ Reference:
 
 from recbole.model.sequential_recommender.sasrec import SASRec
 
+from recbole_llm4sbr.model.fused_gelu import fuse_gelu
 from recbole_llm4sbr.model.pooled_views import PooledViewsMixin
 
 
@@ -21,6 +22,8 @@ class LLM4SBR_SASRec(PooledViewsMixin, SASRec):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self._init_pooled_views(config, dataset, self.hidden_size)
+        if config["fused_gelu"]:
+            fuse_gelu(self.trm_encoder)
         self.trm_encoder.register_forward_hook(self._capture_last_layer)
 
     def _capture_last_layer(self, module, args, outputs):
