@@ -53,7 +53,7 @@ def _common(p, session_default):
                    help="order sessions by start time, or by (user, session) id (authors)")
     g.add_argument("--prefixes", choices=["all", "last"], default="all",
                    help="all prefixes of a session (n-1 samples) or only the last")
-    g.add_argument("--max-len", type=int, default=50, help="prefix lists keep their last items")
+    g.add_argument("--max-len", type=int, default=20, help="prefix lists keep their last items")
     g = p.add_argument_group("output")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
     w = g.add_mutually_exclusive_group()

@@ -36,7 +36,7 @@ class Options:
     split_ratio: tuple = (0.8, 0.1, 0.1)
     split_order: str = "time"
     prefixes: str = "all"
-    max_len: int = 50
+    max_len: int = 20
     allow_missing_text: bool = False
     drop_missing_text: bool = False
     overwrite: bool = False

@@ -82,6 +82,8 @@ def dataset_yaml(name, split, max_len, text_fields, header=""):
         "metrics: [Recall, MRR, NDCG]",
         "topk: [5, 10, 20]",
         "valid_metric: MRR@20",
+        "epochs: 40                         # (int) At most 40 epochs (CPU-sized; RecBole's default is 300) ...",
+        "stopping_step: 5                   # (int) ... stopping after 5 without a better valid MRR@20.",
         "normalize_all: False               # (bool) Keep timestamps and prefix_len as they are.",
         "filter_inter_by_user_or_item: False   # (bool) Filtering was done by the converter.",
         f"intent_text_fields: {_list(text_fields)}   # (list) .item columns used in prompts.",
