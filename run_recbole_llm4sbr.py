@@ -14,7 +14,7 @@ from recbole_llm4sbr.data.side_file import SideFileError
 from recbole_llm4sbr.intent.item_text import ItemTextError
 from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
-from recbole_llm4sbr.utils import UnknownModelError
+from recbole_llm4sbr.utils import UnknownModelError, quiet_recbole_warnings
 
 # bad input or settings: reported in one line, without a traceback
 USER_ERRORS = (UnknownModelError, FileNotFoundError, SideFileError, ItemTextError, IntentGenerationFailed)
@@ -26,6 +26,7 @@ def main():
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="dataset name")
     parser.add_argument("--config_files", type=str, default=None, help="space-separated yaml files")
     args, _ = parser.parse_known_args()
+    quiet_recbole_warnings()
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
     try:
         result = run_recbole_llm4sbr(

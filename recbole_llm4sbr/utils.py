@@ -9,6 +9,7 @@ fall back to RecBole, so every RecBole model name runs through the plugin's scri
 import importlib
 import os
 import pkgutil
+import warnings
 
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
@@ -24,6 +25,11 @@ _RECBOLE_SUBMODULES = [
     "knowledge_aware_recommender",
     "exlib_recommender",
 ]
+
+
+def quiet_recbole_warnings():
+    """Hide the FutureWarnings RecBole 1.2.1 raises on pandas 2.x (chained ``fillna``) in CLIs."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 
 class UnknownModelError(ValueError):

@@ -18,6 +18,8 @@ import logging
 import os
 import sys
 
+from recbole_llm4sbr.utils import quiet_recbole_warnings
+
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m recbole_llm4sbr.intent",
@@ -40,11 +42,16 @@ def _parser():
     return p
 
 
-def _config(args):
+def _config(args, overrides):
     from recbole_llm4sbr.config import Config
 
     files = args.config_files.split() if args.config_files else None
-    return Config(model=args.model, dataset=args.dataset, config_file_list=files)
+    # RecBole reads --key=value from sys.argv: give it the overrides only, not our own flags
+    saved, sys.argv = sys.argv, sys.argv[:1] + list(overrides)
+    try:
+        return Config(model=args.model, dataset=args.dataset, config_file_list=files)
+    finally:
+        sys.argv = saved
 
 
 def _setup_logging():
@@ -53,14 +60,15 @@ def _setup_logging():
 
 
 def main(argv=None):
-    args, _ = _parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    args, overrides = _parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     _setup_logging()
+    quiet_recbole_warnings()
     from recbole_llm4sbr.data.side_file import SideFileError
     from recbole_llm4sbr.intent.item_text import ItemTextError
     from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 
     try:
-        config = _config(args)
+        config = _config(args, overrides)
         if args.command == "build":
             from recbole_llm4sbr.intent.pipeline import build_intent_file
 

@@ -14,9 +14,10 @@ back in prompt order as they arrive. Prompt building, answer encoding, localizat
 resumable side-file writer stay on the driver, unchanged, so resume and failure recording behave
 exactly as in-process.
 
-Ray Data is not used: in Ray 2.6.3 it does not import with the pinned setuptools/pandas (see the
-environment notes); Ray core actors work on a local instance and on a cluster alike. ``ray`` is
-imported only when this mode runs.
+Ray Data is not used: in Ray 2.6.3 with the pinned stack, ``ray.data`` imports but fails on first
+use (building any block imports ``pkg_resources._vendor``, which setuptools >= 71 no longer has),
+and patching third-party modules is out of the question; Ray core actors work on a local instance
+and on a cluster alike. ``ray`` is imported only when this mode runs.
 """
 
 import os

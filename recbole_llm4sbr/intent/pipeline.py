@@ -86,12 +86,18 @@ class IntentBuilder:
 
             backend = execution_backend(config)
         self.backend = backend if backend is not None else create_backend(config)
-        with self.timer("load_encoder"):
-            self.encoder = encoder if encoder is not None else Encoder(
-                encoder_path(config), config["intent_encoder_device"],
-                config["intent_encoder_batch_size"],
-            )
+        self._encoder = encoder
         self.path = resolve_path(config)
+
+    @property
+    def encoder(self):
+        """The sentence encoder, loaded on first use (a complete side file needs none)."""
+        if self._encoder is None:
+            with self.timer("load_encoder"):
+                c = self.config
+                self._encoder = Encoder(encoder_path(c), c["intent_encoder_device"],
+                                        c["intent_encoder_batch_size"])
+        return self._encoder
 
     # ------------------------------------------------------------------ provenance
     def provenance(self):
