@@ -27,6 +27,11 @@ def intent_dataset(root, **overrides):
     return IntentDataset(config)
 
 
+def samples(dataset):
+    """Every sample of ``dataset`` as a batch, intent vectors included."""
+    return dataset[torch.arange(len(dataset))]
+
+
 def raw_sessions(root):
     sessions = {}
     with open(os.path.join(root, "tiny", "tiny.inter")) as f:
@@ -55,7 +60,7 @@ def test_each_sample_gets_its_own_prefix_intent_never_the_target(tiny_root):
     catalogue = dataset.catalogue_tokens()
     tokens = dataset.field2id_token["item_id"]
     for part in splits:
-        feat = part.inter_feat
+        feat = samples(part)
         last = feat["item_id_list"][torch.arange(len(feat)), feat["item_length"] - 1]
         long_item = feat["intent_long"].argmax(dim=1)
         short = feat["intent_short"]
@@ -76,7 +81,7 @@ def test_missing_prefix_falls_back_to_latest_earlier_prefix_then_zero(tiny_root)
     write_last_item_side_file(listing, str(tiny_root / "tiny" / "tiny.intent"), drop=drop)
     dataset = intent_dataset(tiny_root)
     dataset.build()
-    feat = dataset.inter_feat
+    feat = samples(dataset)
     sess = dataset.field2id_token["session_id"][feat["session_id"].numpy()]
     plen = feat["prefix_len"].long().numpy()
 
@@ -91,6 +96,15 @@ def test_missing_prefix_falls_back_to_latest_earlier_prefix_then_zero(tiny_root)
     assert dataset.intent_stats["long"]["earlier_prefix"] == 2
     assert dataset.intent_stats["short"]["zero_masked"] == 1
     assert dataset.intent_stats["long"]["own_prefix"] == len(feat) - 2
+
+
+def test_split_copies_share_one_vector_matrix(tiny_root):
+    write_last_item_side_file(listing_dataset(tiny_root), str(tiny_root / "tiny" / "tiny.intent"))
+    dataset = intent_dataset(tiny_root)
+    splits = dataset.build()
+    assert all(part.intent_vectors is dataset.intent_vectors for part in splits)
+    assert "intent_long" not in dataset.inter_feat  # per sample only a row index is stored
+    assert dataset.intent_vectors.shape == (2 * len(dataset.prefix_table()), dataset.intent_dim)
 
 
 def test_missing_side_file_names_the_build_command(tiny_root):
@@ -175,7 +189,7 @@ def test_benchmark_files_read_prefix_len_and_attach_intents(tiny_root):
     splits = intent_dataset(tiny_root, **BENCHMARK).build()
     assert [len(p) for p in splits] == [sizes["train"], sizes["valid"], sizes["test"]]
     for part in splits:
-        feat = part.inter_feat
+        feat = samples(part)
         last = feat["item_id_list"][torch.arange(len(feat)), feat["item_length"] - 1]
         assert torch.equal(feat["intent_long"].argmax(1) + 1, last)
 

@@ -32,8 +32,11 @@ def resolve_intent_path(config):
 class IntentDataset(SequentialDataset):
     """Sequential dataset whose samples carry the long- and short-term intent of their prefix.
 
-    Adds ``prefix_len`` [N], ``intent_long`` [N, D], ``intent_short`` [N, D] and
-    ``intent_mask`` [N, 2] (1 where the view's vector exists, 0 for the zero fallback).
+    Stores ``prefix_len`` [N], ``intent_mask`` [N, 2] (1 where the view's vector exists, 0 for the
+    zero fallback) and, per view, the row of the side file's vector matrix [R, D] that the sample
+    uses (``intent_long_row``, ``intent_short_row`` [N]; -1 for none). The matrix is held once
+    and shared by the train/valid/test copies; a batch (``dataset[index]``) gets the vectors
+    themselves as ``intent_long`` and ``intent_short`` [B, D].
     """
 
     def __init__(self, config, attach_intents=True):
@@ -44,6 +47,8 @@ class IntentDataset(SequentialDataset):
             config["INTENT_SHORT_FIELD"] or "intent_short",
         )
         self.intent_mask_field = config["INTENT_MASK_FIELD"] or "intent_mask"
+        self.intent_row_fields = tuple(f"{field}_row" for field in self.intent_fields)
+        self.intent_vectors = None  # [R, D] float32, the side file's vectors
         self.intent_dim = None
         self.intent_stats = None
         self._formatted = False
@@ -152,17 +157,14 @@ class IntentDataset(SequentialDataset):
         self._check_side_file(side)
         keys = self._sample_keys()
         keys["sample"] = np.arange(len(keys))
-        n, dim = len(keys), side.dim
-        mask = torch.zeros(n, len(VIEWS))
+        mask = torch.zeros(len(keys), len(VIEWS))
         stats = {}
-        for v, (view, field) in enumerate(zip(VIEWS, self.intent_fields)):
+        for v, (view, field) in enumerate(zip(VIEWS, self.intent_row_fields)):
             rows, own = self._lookup(keys, side, v)
             found = rows >= 0
-            vectors = torch.zeros(n, dim)
-            vectors[torch.from_numpy(found)] = torch.from_numpy(side.vectors[rows[found]])
             mask[:, v] = torch.from_numpy(found.astype(np.float32))
-            self.set_field_property(field, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, dim)
-            self.inter_feat.update(Interaction({field: vectors}))
+            self.set_field_property(field, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+            self.inter_feat.update(Interaction({field: torch.from_numpy(rows)}))
             stats[view] = {
                 "own_prefix": int(own.sum()),
                 "earlier_prefix": int((found & ~own).sum()),
@@ -172,16 +174,29 @@ class IntentDataset(SequentialDataset):
             self.intent_mask_field, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, len(VIEWS)
         )
         self.inter_feat.update(Interaction({self.intent_mask_field: mask}))
-        self.intent_dim, self.intent_stats = dim, stats
+        self.intent_vectors = torch.from_numpy(side.vectors)  # [R, D], no copy
+        self.intent_dim, self.intent_stats = side.dim, stats
         self.logger.info(
             f"Intents from [{path}] ({side.meta.get('provenance', {}).get('backend', '?')}, "
-            f"dim {dim}) for {n} samples: "
+            f"dim {side.dim}) for {len(keys)} samples: "
             + "; ".join(
                 f"{view}: {s['own_prefix']} own prefix, {s['earlier_prefix']} fell back to an "
                 f"earlier prefix, {s['zero_masked']} zero-masked"
                 for view, s in stats.items()
             )
         )
+
+    def __getitem__(self, index, join=True):
+        data = super().__getitem__(index, join)
+        if self.intent_vectors is None:
+            return data
+        vectors = {}
+        for field, row_field in zip(self.intent_fields, self.intent_row_fields):
+            rows = data[row_field]  # [B], -1 where the view has no vector
+            vec = self.intent_vectors[rows.clamp(min=0)]  # [B, D]
+            vectors[field] = vec.masked_fill(rows.lt(0).unsqueeze(-1), 0.0)
+        data.update(Interaction(vectors))
+        return data
 
     @staticmethod
     def _lookup(keys, side, view):

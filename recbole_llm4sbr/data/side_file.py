@@ -107,45 +107,57 @@ class IntentSideFile:
         return len(self.session)
 
 
+def _read_shard(shard_path, keys):
+    try:
+        with np.load(shard_path, allow_pickle=False) as z:
+            return [z[k] for k in keys]
+    except Exception as e:  # zipfile / KeyError / ValueError from a damaged shard
+        raise SideFileError(f"Intent shard [{shard_path}] cannot be read: {e}")
+
+
 def read_side_file(path, load_vectors=True):
-    """Read every committed shard of the side file at ``path``."""
+    """Read every committed shard of the side file at ``path``.
+
+    The keys of all shards are read first, then the vectors are copied shard by shard into one
+    preallocated [n, dim] matrix, so reading never holds the vectors twice.
+    """
     if not os.path.isdir(path):
         raise SideFileError(f"Intent side file [{path}] does not exist (or is not a directory).")
     meta = read_meta(path)
     dim = int(meta["dim"])
-    sessions, prefix_lens, views, vectors = [], [], [], []
+    sessions, prefix_lens, views = [], [], []
     shards = _shard_names(path)
     for name in shards:
         shard_path = os.path.join(path, name + ".npz")
-        try:
-            with np.load(shard_path, allow_pickle=False) as z:
-                s, p, v = z["session"], z["prefix_len"], z["view"]
-                vec = z["vector"] if load_vectors else None
-        except Exception as e:  # zipfile / KeyError / ValueError from a damaged shard
-            raise SideFileError(f"Intent shard [{shard_path}] cannot be read: {e}")
-        n = len(s)
-        if len(p) != n or len(v) != n or (vec is not None and vec.shape != (n, dim)):
-            shape = None if vec is None else vec.shape
+        s, p, v = _read_shard(shard_path, ("session", "prefix_len", "view"))
+        if len(p) != len(s) or len(v) != len(s):
             raise SideFileError(
-                f"Intent shard [{shard_path}] is malformed: {n} sessions, {len(p)} prefix "
-                f"lengths, {len(v)} views, vectors of shape {shape}; meta.json says dim={dim}."
+                f"Intent shard [{shard_path}] is malformed: {len(s)} sessions, {len(p)} prefix "
+                f"lengths, {len(v)} views."
             )
         sessions.append(s.astype(str))
         prefix_lens.append(p.astype(np.int64))
         views.append(v.astype(np.int8))
-        if vec is not None:
-            vectors.append(vec.astype(np.float32, copy=False))
+    sizes = [len(s) for s in sessions]
+    vectors = np.zeros((sum(sizes) if load_vectors else 0, dim), np.float32)
+    start = 0
+    for name, n in zip(shards if load_vectors else [], sizes):
+        shard_path = os.path.join(path, name + ".npz")
+        (vec,) = _read_shard(shard_path, ("vector",))
+        if vec.shape != (n, dim):
+            raise SideFileError(
+                f"Intent shard [{shard_path}] is malformed: {n} rows but vectors of shape "
+                f"{vec.shape}; meta.json says dim={dim}."
+            )
+        vectors[start:start + n] = vec
+        start += n
     return IntentSideFile(
         path=path,
         meta=meta,
         session=np.concatenate(sessions) if sessions else np.array([], dtype=str),
         prefix_len=np.concatenate(prefix_lens) if prefix_lens else np.zeros(0, np.int64),
         view=np.concatenate(views) if views else np.zeros(0, np.int8),
-        vectors=(
-            np.concatenate(vectors)
-            if vectors
-            else np.zeros((0, dim), np.float32)
-        ),
+        vectors=vectors,
         shards=shards,
     )
 

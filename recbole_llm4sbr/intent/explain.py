@@ -55,7 +55,7 @@ def top_recommendations(checkpoint, session, prefix_len, k=10):
             mask &= feat[dataset.item_list_length_field].numpy() == prefix_len
         rows = np.flatnonzero(mask)
         if len(rows):
-            interaction = feat[torch.as_tensor(rows[:1])]
+            interaction = part._dataset[torch.as_tensor(rows[:1])]  # intents included
             with torch.no_grad():
                 scores = model.full_sort_predict(interaction).view(-1)
             scores[0] = -float("inf")  # padding
