@@ -6,7 +6,9 @@ Each (model, seed) trains and evaluates in a fresh subprocess (so its peak memor
 through ``run_recbole_llm4sbr`` and leaves ``<out>/runs/<model>-seed<seed>.json``; runs whose JSON
 exists are skipped, so an interrupted comparison resumes. Then ``<out>/table.md`` (mean ± std over
 seeds of the test Recall, MRR and NDCG at 10 and 20, seconds per epoch, peak memory) and
-``<out>/chart.png`` (Recall@20 and MRR@20 with std error bars) are written and the table printed.
+``<out>/chart.png`` (Recall@20 and MRR@20 with std error bars) are written and the table printed;
+every LLM4SBR_X run beside its backbone X gets a row against the targets (mean Recall@20 and
+MRR@20 at least X's, seconds per epoch within 1.25x).
 Every other ``--key=value`` overrides a config key for all runs (``--epochs=10``).
 """
 
@@ -116,6 +118,40 @@ def markdown_table(summary, dataset, overrides):
     return "\n".join(lines) + "\n"
 
 
+def pair_table(summary, max_time_ratio=1.25):
+    """LLM4SBR_X against its backbone X (both in ``summary``): the issue's targets, from the means.
+
+    LLM4SBR_X meets the accuracy target when its mean Recall@20 and MRR@20 are at least X's, and
+    the time target when its seconds per epoch are at most ``max_time_ratio`` times X's.
+    """
+    lines = []
+    for model, row in summary.items():
+        backbone = model[len("LLM4SBR_"):] if model.startswith("LLM4SBR_") else None
+        if backbone not in summary:
+            continue
+        base = summary[backbone]
+        cells, accuracy_ok = [f"{model} vs {backbone}"], True
+        for metric in CHART:
+            ours, theirs = row[metric][0], base[metric][0]
+            if ours is None or not theirs:
+                cells.append("n/a")
+                accuracy_ok = False
+                continue
+            cells.append(f"{ours:.4f} vs {theirs:.4f} ({(ours - theirs) / theirs * 100:+.1f}%)")
+            accuracy_ok = accuracy_ok and ours >= theirs
+        ours, theirs = row["seconds_per_epoch"][0], base["seconds_per_epoch"][0]
+        ratio = ours / theirs if ours is not None and theirs else None
+        cells.append("n/a" if ratio is None else f"{ratio:.2f}x")
+        accuracy = "yes" if accuracy_ok else "no"
+        time_ok = "yes" if ratio is not None and ratio <= max_time_ratio else "no"
+        lines.append("| " + " | ".join(cells + [accuracy, time_ok]) + " |")
+    if not lines:
+        return ""
+    head = ["pair"] + [f"{label(m)} (mean)" for m in CHART] + ["s/epoch ratio",
+            "accuracy >= backbone", f"time <= {max_time_ratio}x"]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + lines) + "\n"
+
+
 def bar_chart(summary, dataset, path):
     import matplotlib
 
@@ -201,6 +237,9 @@ def main(argv=None):
     summary = summarise(records, models)
     if summary:
         table = markdown_table(summary, args.dataset, args.overrides)
+        pairs = pair_table(summary)
+        if pairs:
+            table += "\nLLM4SBR_X against X (means over the seeds above):\n\n" + pairs
         with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
             f.write(table)
         bar_chart(summary, args.dataset, os.path.join(out, "chart.png"))

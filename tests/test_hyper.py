@@ -1,7 +1,6 @@
 """Hyper-parameter search (Ray Tune and hyperopt) and the benchmark harness, on a tiny dataset."""
 
 import csv
-import importlib.util
 import os
 import sys
 
@@ -17,17 +16,6 @@ from recbole_llm4sbr.hyper import (
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def llm4sbr_srgnn_missing():
-    """Why LLM4SBR_SRGNN cannot run yet (it is being written), or None."""
-    try:
-        if importlib.util.find_spec("recbole_llm4sbr.model.llm4sbr_srgnn") is None:
-            return "recbole_llm4sbr.model has no LLM4SBR_SRGNN yet"
-        from recbole_llm4sbr.model.llm4sbr_srgnn import LLM4SBR_SRGNN  # noqa: F401
-    except Exception as e:  # a half-written model package
-        return f"recbole_llm4sbr.model.llm4sbr_srgnn does not import yet: {e!r}"
-    return None
 
 
 def read_csv(path):
@@ -67,7 +55,8 @@ def test_params_files_parse_and_r_selects_its_own_side_file():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -79,9 +68,6 @@ def test_ray_search_two_trials(local_ray, tiny_root, tmp_path, model):
     from recbole_llm4sbr.hyper import ray_search
 
     if model.startswith("LLM4SBR"):
-        reason = llm4sbr_srgnn_missing()
-        if reason:
-            pytest.skip(reason)
         build_side_file(tiny_root)
         params = write_params(tmp_path / "p.hyper", "intent_tau choice [0.0,0.5]\n")
     else:
@@ -140,3 +126,30 @@ def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
     assert "Recall@20" in capsys.readouterr().out
     second = compare.main(argv)
     assert second["ran"] == [] and len(second["skipped"]) == 4
+
+
+def test_compare_pair_table_checks_the_targets():
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        import compare
+    finally:
+        sys.path.pop(0)
+
+    def record(model, seed, recall, mrr, seconds):
+        return {"model": model, "seed": seed, "seconds_per_epoch": seconds, "peak_rss_mb": 1.0,
+                "test_result": {"recall@20": recall, "mrr@20": mrr}}
+
+    records = [record("NARM", 1, 0.20, 0.050, 10.0), record("NARM", 2, 0.22, 0.060, 10.0),
+               record("LLM4SBR_NARM", 1, 0.24, 0.060, 12.0), record("LLM4SBR_NARM", 2, 0.22, 0.056, 12.0),
+               record("STAMP", 1, 0.15, 0.040, 4.0), record("LLM4SBR_STAMP", 1, 0.16, 0.030, 6.0),
+               record("GRU4Rec", 1, 0.1, 0.02, 1.0)]
+    summary = compare.summarise(records, ["NARM", "LLM4SBR_NARM", "STAMP", "LLM4SBR_STAMP", "GRU4Rec"])
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in
+            compare.pair_table(summary).splitlines()[2:]}
+    assert set(rows) == {"LLM4SBR_NARM vs NARM", "LLM4SBR_STAMP vs STAMP"}  # no pair for GRU4Rec
+    narm = rows["LLM4SBR_NARM vs NARM"]
+    assert narm[1] == "0.2300 vs 0.2100 (+9.5%)" and narm[3] == "1.20x"
+    assert narm[4:] == ["yes", "yes |"]
+    stamp = rows["LLM4SBR_STAMP vs STAMP"]  # better recall, worse MRR, 1.5x slower
+    assert stamp[2].endswith("(-25.0%)") and stamp[4:] == ["no", "no |"]
+    assert compare.pair_table({"NARM": summary["NARM"]}) == ""

@@ -9,17 +9,16 @@ import time
 
 import numpy as np
 import pytest
+import ray
 
-ray = pytest.importorskip("ray")
-
-from intent_fixtures import (  # noqa: E402
+from intent_fixtures import (
     FakeChatServer, intent_config, save_tiny_causal_lm, shared_encoder, write_tiny_dataset,
 )
-from recbole_llm4sbr.data.side_file import read_meta, read_records, read_side_file  # noqa: E402
-from recbole_llm4sbr.intent import IntentGenerationFailed, build_intent_file  # noqa: E402
-from recbole_llm4sbr.intent.backends.transformers_backend import TransformersBackend  # noqa: E402
-from recbole_llm4sbr.intent.distributed import RayGenerationPool  # noqa: E402
-from recbole_llm4sbr.intent.pipeline import IntentBuilder  # noqa: E402
+from recbole_llm4sbr.data.side_file import read_meta, read_records, read_side_file
+from recbole_llm4sbr.intent import IntentGenerationFailed, build_intent_file
+from recbole_llm4sbr.intent.backends.transformers_backend import TransformersBackend
+from recbole_llm4sbr.intent.distributed import RayGenerationPool
+from recbole_llm4sbr.intent.pipeline import IntentBuilder
 
 pytestmark = pytest.mark.slow
 
