@@ -18,6 +18,16 @@ from recbole_llm4sbr.hyper import (
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def import_compare():
+    """``benchmarks/compare.py`` (a script, not part of the package)."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        import compare
+    finally:
+        sys.path.pop(0)
+    return compare
+
+
 def read_csv(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -106,11 +116,7 @@ def test_hyperopt_exhaustive(tiny_root, tmp_path):
 
 
 def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    try:
-        import compare
-    finally:
-        sys.path.pop(0)
+    compare = import_compare()
     config = tiny_config_dict(tiny_root, topk=[10, 20])
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(yaml.safe_dump(config))
@@ -129,11 +135,7 @@ def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
 
 
 def test_compare_pair_table_checks_the_targets():
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    try:
-        import compare
-    finally:
-        sys.path.pop(0)
+    compare = import_compare()
 
     def record(model, seed, recall, mrr, seconds):
         return {"model": model, "seed": seed, "seconds_per_epoch": seconds, "peak_rss_mb": 1.0,
