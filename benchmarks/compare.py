@@ -56,6 +56,9 @@ def child(spec):
         "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
         "test_result": {k: float(v) for k, v in result["test_result"].items()},
         "seconds_per_epoch": result["seconds_per_epoch"],
+        "epochs_trained": result.get("epochs_trained"),
+        "best_epoch": result.get("best_epoch"),
+        "valid_scores": result.get("valid_scores"),
         # Linux: kilobytes
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,

@@ -5,6 +5,7 @@ recbole_llm4sbr.config
 RecBole ``Config`` that also reads the plugin's yaml files (RecBole-GNN style).
 
 Priority, lowest first: RecBole's own yaml < ``properties/overall.yaml`` < ``properties/intent.yaml``
+< ``properties/intent_model.yaml`` (LLM4SBR models)
 < ``properties/model/<Model>.yaml`` < ``properties/dataset/<dataset>.yaml`` < ``config_file_list``
 < ``config_dict`` < command line (``--epochs=5``).
 """
@@ -13,7 +14,7 @@ import os
 
 from recbole.config import Config as RecBoleConfig
 
-from recbole_llm4sbr.utils import get_model, PROPERTIES_DIR, DEFAULT_DATA_DIR
+from recbole_llm4sbr.utils import DEFAULT_DATA_DIR, PROPERTIES_DIR, get_model, uses_intents
 
 
 class Config(RecBoleConfig):
@@ -31,8 +32,10 @@ class Config(RecBoleConfig):
         plugin_files = [
             os.path.join(PROPERTIES_DIR, "overall.yaml"),
             os.path.join(PROPERTIES_DIR, "intent.yaml"),
-            os.path.join(PROPERTIES_DIR, "model", model + ".yaml"),
         ]
+        if uses_intents(model_class):  # one layer for the keys every LLM4SBR model shares
+            plugin_files.append(os.path.join(PROPERTIES_DIR, "intent_model.yaml"))
+        plugin_files.append(os.path.join(PROPERTIES_DIR, "model", model + ".yaml"))
         for file in plugin_files:
             if os.path.isfile(file):
                 self._update_internal_config_dict(file)

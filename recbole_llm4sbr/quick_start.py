@@ -67,6 +67,9 @@ def _result(config, trainer, best_valid_score, best_valid_result, test_result):
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None,
+        "epochs_trained": len(epochs),
+        "best_epoch": trainer.best_epoch() if hasattr(trainer, "best_epoch") else None,
+        "valid_scores": list(getattr(trainer, "valid_scores", [])),
     }
 
 

@@ -19,15 +19,34 @@ def load_checkpoint(path, device="cpu"):
 
 
 class CheckpointLoadingMixin:
-    """Best-model reload and resume that work on torch >= 2.6; records seconds per epoch."""
+    """Best-model reload and resume that work on torch >= 2.6; records seconds per epoch and the
+    validation score of every evaluation; tells LLM4SBR models the epoch (tau schedule)."""
 
-    def _train_epoch(self, *args, **kwargs):
+    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+        if hasattr(self.model, "intent_epoch"):
+            self.model.intent_epoch = epoch_idx
         start = time.perf_counter()
-        loss = super()._train_epoch(*args, **kwargs)
+        loss = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
         if not hasattr(self, "epoch_seconds"):
             self.epoch_seconds = []
         self.epoch_seconds.append(time.perf_counter() - start)
         return loss
+
+    def _valid_epoch(self, *args, **kwargs):
+        valid_score, valid_result = super()._valid_epoch(*args, **kwargs)
+        if not hasattr(self, "valid_scores"):
+            self.valid_scores = []
+        self.valid_scores.append(float(valid_score))
+        return valid_score, valid_result
+
+    def best_epoch(self):
+        """0-based index of the best validation among those recorded (None before any)."""
+        scores = getattr(self, "valid_scores", [])
+        if not scores:
+            return None
+        pick = max if self.config["valid_metric_bigger"] else min
+        best = pick(scores)
+        return (scores.index(best) + 1) * self.eval_step - 1  # RecBole validates every eval_step
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:

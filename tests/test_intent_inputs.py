@@ -12,7 +12,7 @@ import pandas as pd
 def _cfg(**kw):
     base = {"intent_text_fields": ["title", "genre"], "item_text_file": None, "dataset": "tiny",
             "ITEM_ID_FIELD": "item_id", "field_separator": "\t", "encoding": "utf-8",
-            "intent_item_text_separator": " -- "}
+            "intent_item_text_separator": " -- ", "intent_noise_seed": None}
     base.update(kw)
     return base
 
@@ -73,3 +73,20 @@ def test_templates_come_from_yaml_and_change_the_hash(tmp_path):
     assert a.template_sha256 != b.template_sha256
     with pytest.raises(ValueError, match="{items}"):
         PromptBuilder(intent_config(tmp_path, intent_prompt_short="no placeholder"), {})
+
+
+def test_noise_seed_permutes_item_texts_and_gets_its_own_side_file(tmp_path):
+    from recbole_llm4sbr.data.dataset import resolve_intent_path
+
+    folder = write_tiny_dataset(str(tmp_path))
+    tokens = [f"i{i}" for i in range(1, 21)]
+    real = load_item_texts(_cfg(data_path=folder), tokens).texts
+    noise = load_item_texts(_cfg(data_path=folder, intent_noise_seed=7), tokens).texts
+    again = load_item_texts(_cfg(data_path=folder, intent_noise_seed=7), tokens).texts
+    other = load_item_texts(_cfg(data_path=folder, intent_noise_seed=8), tokens).texts
+    assert sorted(noise) == sorted(real) and noise == again  # a seeded permutation
+    moved = sum(a != b for a, b in zip(noise, real))
+    assert moved >= len(real) // 2 and noise != other
+    paths = {seed: resolve_intent_path({"intent_file": None, "dataset": "tiny", "data_path": folder,
+                                        "intent_noise_seed": seed}) for seed in (None, 7)}
+    assert paths[None].endswith("tiny.intent") and paths[7].endswith("tiny.noise7.intent")

@@ -85,6 +85,92 @@ def test_wrapper_with_fixed_gates_and_no_aux_equals_parent(tiny_with_intents, mo
     assert torch.equal(wrapper.calculate_loss(batch), loss_parent)
 
 
+@pytest.mark.parametrize("model", LLM4SBR_MODELS)
+def test_untrained_wrapper_with_default_settings_scores_like_its_parent(tiny_with_intents, model):
+    # defaults: residual gates (1 at initialisation) and tau > 0; same seed, no weight copying
+    torch.manual_seed(3)
+    config, train, wrapper = build(tiny_with_intents, model, fused_gelu=False)
+    assert config["intent_gate"] == "residual" and config["intent_tau"] > 0
+    torch.manual_seed(3)
+    parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
+    batch = with_random_intents(first_batch(train))
+    wrapper.eval(), parent.eval()
+    with torch.no_grad():
+        scores = wrapper.full_sort_predict(batch)
+        assert torch.equal(scores, parent.full_sort_predict(batch))
+    alphas = wrapper._intent_batch.alpha
+    assert all(torch.equal(a, torch.ones_like(a)) for a in alphas)  # the gates did run
+    # the paper's gate starts elsewhere: random, unbounded scalars
+    torch.manual_seed(3)
+    _, _, paper = build(tiny_with_intents, model, fused_gelu=False, intent_gate="paper")
+    paper.eval()
+    with torch.no_grad():
+        assert not torch.allclose(paper.full_sort_predict(batch), scores)
+    # one optimisation step moves the residual gates off 1: the branch can learn
+    wrapper.train()
+    optimizer = torch.optim.SGD(wrapper.parameters(), lr=0.5)
+    wrapper.calculate_loss(batch).backward()
+    assert any(g.weight.grad.abs().sum() > 0 for g in wrapper.intent_gates)
+    optimizer.step()
+    assert any(g.weight.abs().sum() > 0 for g in wrapper.intent_gates)
+
+
+def test_aux_grad_intent_never_moves_the_backbone(tiny_with_intents):
+    grads = {}
+    for mode in ("both", "intent"):
+        torch.manual_seed(0)
+        _, train, wrapper = build(tiny_with_intents, "LLM4SBR_NARM", intent_aux_grad=mode)
+        wrapper.train()
+        batch = with_random_intents(first_batch(train))
+        wrapper.calculate_loss(batch)  # fills the batch state
+        aux = wrapper.intent_aux_loss()
+        assert aux.item() != 0.0
+        aux.backward()
+        grads[mode] = {n: p.grad for n, p in wrapper.named_parameters()}
+    backbone = [n for n in grads["both"] if not n.startswith("intent_")]
+    assert any(grads["both"][n] is not None and grads["both"][n].abs().sum() > 0 for n in backbone)
+    assert all(grads["intent"][n] is None or grads["intent"][n].abs().sum() == 0 for n in backbone)
+    assert grads["intent"]["intent_projection.weight"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("constant", [0.2, 0.2, 0.2, 0.2, 0.2]),
+    ("linear", [0.2, 0.1, 0.0, 0.0, 0.0]),
+    ("cosine", [0.2, 0.1, 0.0, 0.0, 0.0]),
+])
+def test_tau_schedule(tiny_with_intents, schedule, expected):
+    _, _, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", intent_tau=0.2,
+                          intent_tau_schedule=schedule, intent_tau_epochs=2)
+    taus = []
+    for epoch in range(5):
+        wrapper.intent_epoch = epoch
+        taus.append(wrapper.current_intent_tau())
+    assert taus == pytest.approx(expected, abs=1e-12)
+
+
+def test_trainer_tells_the_model_its_epoch_and_records_validation(tiny_with_intents):
+    from recbole_llm4sbr.utils import get_trainer
+
+    config, train, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", epochs=3,
+                                   intent_tau_schedule="linear", intent_tau_epochs=2)
+    _, valid, _ = data_preparation(config, create_dataset(config))
+    seen = []
+    original = wrapper.calculate_loss
+    wrapper.calculate_loss = lambda inter: (seen.append(wrapper.current_intent_tau()), original(inter))[1]
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, wrapper)
+    trainer.fit(train, valid, saved=False, show_progress=False)
+    assert sorted(set(seen), reverse=True) == pytest.approx([0.1, 0.05, 0.0])
+    assert len(trainer.valid_scores) == 3 and 0 <= trainer.best_epoch() <= 2
+
+
+@pytest.mark.parametrize("key, value", [
+    ("intent_gate", "learned"), ("intent_aux_grad", "none"), ("intent_tau_schedule", "step"),
+])
+def test_bad_intent_settings_are_named(tiny_with_intents, key, value):
+    with pytest.raises(ValueError, match=f"{key} must be one of"):
+        build(tiny_with_intents, "LLM4SBR_SRGNN", **{key: value})
+
+
 def test_srgnn_attention_softmax_switch(tiny_with_intents):
     outputs = {}
     for softmax in (False, True):
@@ -143,7 +229,7 @@ def test_fuse_gelu_leaves_other_activations_alone():
 # ------------------------------------------------------------------------------- training
 @pytest.mark.parametrize("model", LLM4SBR_MODELS)
 def test_training_steps_move_projection_and_gates(tiny_with_intents, model):
-    _, train, wrapper = build(tiny_with_intents, model)
+    _, train, wrapper = build(tiny_with_intents, model, intent_gate="paper")
     batch = with_random_intents(first_batch(train))
     before = copy.deepcopy(wrapper.state_dict())
     optimizer = torch.optim.Adam(wrapper.parameters(), lr=0.01)
@@ -190,7 +276,7 @@ def test_aux_loss_adds_tau_times_aux(tiny_with_intents):
 
 
 def test_gate_is_one_where_the_intent_is_missing(tiny_with_intents):
-    _, train, learned = build(tiny_with_intents, "LLM4SBR_SRGNN", intent_gate="learned")
+    _, train, learned = build(tiny_with_intents, "LLM4SBR_SRGNN", intent_gate="paper")
     _, _, fixed = build(tiny_with_intents, "LLM4SBR_SRGNN", intent_gate="fixed")
     fixed.load_state_dict(learned.state_dict())
     learned.eval(), fixed.eval()

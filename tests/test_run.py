@@ -48,7 +48,10 @@ def test_plugin_yaml_and_overrides_are_layered(tiny_root):
         model="LLM4SBR_SRGNN", dataset="tiny", config_dict=tiny_config_dict(tiny_root, intent_tau=0.5)
     )
     assert config["intent_tau"] == 0.5  # config_dict beats the model yaml
-    assert config["intent_aux_reduction"] == "mean"  # from properties/model/LLM4SBR_SRGNN.yaml
+    assert config["intent_aux_reduction"] == "mean"  # from properties/intent_model.yaml
+    assert config["session_graph"] == "vectorized"  # from properties/model/LLM4SBR_SRGNN.yaml
+    plain = Config(model="SRGNN", dataset="tiny", config_dict=tiny_config_dict(tiny_root))
+    assert plain["intent_gate"] is None  # the LLM4SBR model layer is not read for baselines
     assert config["intent_required"] is True  # from properties/overall.yaml
     assert config["data_path"].endswith("tiny")
 

@@ -24,8 +24,11 @@ from recbole_llm4sbr.data.side_file import VIEWS, SideFileError, read_side_file
 
 
 def resolve_intent_path(config):
-    """Absolute path of the side file named by ``intent_file`` (relative to ``data_path``)."""
-    name = config["intent_file"] or f"{config['dataset']}.intent"
+    """Absolute path of the side file named by ``intent_file`` (relative to ``data_path``); by
+    default ``<dataset>.intent``, or ``<dataset>.noise<seed>.intent`` for the noise control."""
+    noise = config["intent_noise_seed"]
+    default = f"{config['dataset']}.intent" if noise is None else f"{config['dataset']}.noise{noise}.intent"
+    name = config["intent_file"] or default
     return name if os.path.isabs(name) else os.path.join(config["data_path"], name)
 
 

@@ -5,12 +5,15 @@ recbole_llm4sbr.intent.item_text
 The text of every catalogue item, read from the dataset's ``.item`` atomic file: the columns named
 by ``intent_text_fields`` joined by ``intent_item_text_separator`` (e.g. ``"Toy Story -- Animation
 Children's Comedy"``). An item with no text falls back to its raw id (as the authors' code does)
-and is counted as a fallback.
+and is counted as a fallback. ``intent_noise_seed`` permutes the texts over the catalogue (the
+noise control of docs/benchmarks.md: intents without semantics).
 """
 
 import os
 from dataclasses import dataclass, field
 from logging import getLogger
+
+import numpy as np
 
 
 class ItemTextError(ValueError):
@@ -109,6 +112,14 @@ def load_item_texts(config, catalogue):
         else:
             texts.append(str(token))
             fallbacks.append(token)
+    noise_seed = config["intent_noise_seed"]
+    if noise_seed is not None:  # the noise control: every item gets another item's text
+        perm = np.random.default_rng(int(noise_seed)).permutation(len(texts))
+        texts = [texts[j] for j in perm]
+        getLogger(__name__).warning(
+            f"intent_noise_seed={noise_seed}: item texts are randomly permuted over the catalogue "
+            f"(a control whose intents carry no semantics; never a real run)."
+        )
     if fallbacks:
         getLogger(__name__).warning(
             f"{len(fallbacks)} of {len(catalogue)} items have no text in {fields} of [{path}] "

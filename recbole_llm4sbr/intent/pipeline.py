@@ -109,6 +109,7 @@ class IntentBuilder:
             "prompt_template_sha256": self.prompts.template_sha256 if self.backend.uses_llm else None,
             "item_text_fields": text_fields(c),
             "item_texts_sha256": texts_sha256(self.item_texts.texts),
+            "item_text_noise_seed": c["intent_noise_seed"],
             "encoder": self.encoder.name,
             "encoder_dim": self.encoder.dim,
             "r": int(5 if c["intent_r"] is None else c["intent_r"]),

@@ -22,6 +22,9 @@ from torch import nn
 
 LONG, SHORT = 0, 1  # long-term intent <-> global view; short-term intent <-> local view
 VIEW_NAMES = ("long", "short")
+GATES = ("residual", "paper", "fixed")
+AUX_GRADS = ("both", "intent")
+TAU_SCHEDULES = ("constant", "linear", "cosine")
 
 
 class MissingIntentError(KeyError):
@@ -125,6 +128,7 @@ class _IntentBatch(object):
         self.z = z  # (z_long, z_short), each [B, H]
         self.mask = mask  # (long, short), each [B] bool
         self.behaviour = [None, None]  # pre-gate (global, local), each [B, H]
+        self.alpha = [None, None]  # gate values (long, short), each [B, 1]; None when fixed
 
     def __deepcopy__(self, memo):
         return _IntentBatch()
@@ -161,16 +165,24 @@ class IntentFusionMixin(object):
         self.intent_dim = int(intent_dim)
         self.intent_hidden_size = hidden_size
         self.intent_tau = float(_get(config, "intent_tau", 0.1))
+        self.intent_tau_schedule = _get(config, "intent_tau_schedule", "constant")
+        self.intent_tau_epochs = int(_get(config, "intent_tau_epochs", 10))
         self.intent_aux_reduction = _get(config, "intent_aux_reduction", "mean")
+        self.intent_aux_grad = _get(config, "intent_aux_grad", "both")
         self.intent_uniformity_t = float(_get(config, "intent_uniformity_t", 2.0))
         self.intent_uniformity_rows = _get(config, "intent_uniformity_rows", None)
-        self.intent_gate = _get(config, "intent_gate", "learned")
-        if self.intent_aux_reduction not in ("mean", "sum"):
-            raise ValueError(
-                f"intent_aux_reduction must be 'mean' or 'sum', got {self.intent_aux_reduction!r}."
-            )
-        if self.intent_gate not in ("learned", "fixed"):
-            raise ValueError(f"intent_gate must be 'learned' or 'fixed', got {self.intent_gate!r}.")
+        self.intent_gate = _get(config, "intent_gate", "residual")
+        for key, value, allowed in (
+            ("intent_aux_reduction", self.intent_aux_reduction, ("mean", "sum")),
+            ("intent_aux_grad", self.intent_aux_grad, AUX_GRADS),
+            ("intent_gate", self.intent_gate, GATES),
+            ("intent_tau_schedule", self.intent_tau_schedule, TAU_SCHEDULES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}.")
+        if self.intent_tau_epochs < 1:
+            raise ValueError(f"intent_tau_epochs must be >= 1, got {self.intent_tau_epochs}.")
+        self.intent_epoch = 0  # set by the plugin's trainer before every training epoch
         self.INTENT_LONG = _get(config, "INTENT_LONG_FIELD", "intent_long")
         self.INTENT_SHORT = _get(config, "INTENT_SHORT_FIELD", "intent_short")
         self.INTENT_MASK = _get(config, "INTENT_MASK_FIELD", "intent_mask")
@@ -183,6 +195,9 @@ class IntentFusionMixin(object):
         )
         self._intent_batch = _IntentBatch()
         self._init_intent_modules([self.intent_projection, self.intent_gates])
+        if self.intent_gate == "residual":  # alpha = 1 + Qᵀσ(h + z) = 1 at initialisation
+            for gate in self.intent_gates:
+                nn.init.zeros_(gate.weight)
 
     def _init_intent_modules(self, modules):
         r"""Initialise the added modules with the backbone's own scheme."""
@@ -217,8 +232,10 @@ class IntentFusionMixin(object):
     def gate_view(self, view, h):
         r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
 
-        ``alpha = Qᵀ σ(h + z)`` [B, 1], unbounded (no output activation); ``alpha = 1`` where the
-        view's intent is missing and everywhere with ``intent_gate: fixed``.
+        ``residual``: ``alpha = 1 + Qᵀσ(h + z)`` with Q zero-initialised, so an untrained model
+        scores exactly like its backbone; ``paper``: ``alpha = Qᵀσ(h + z)`` (Eq. 10-11,
+        unbounded, random at initialisation); ``fixed``: ``alpha = 1``. ``alpha`` [B, 1] is 1
+        where the view's intent is missing.
         """
         batch = self._intent_batch
         if batch.z is None:
@@ -230,7 +247,10 @@ class IntentFusionMixin(object):
         if self.intent_gate == "fixed":
             return h
         alpha = self.intent_gates[view](torch.sigmoid(h + batch.z[view]))  # [B, 1]
+        if self.intent_gate == "residual":
+            alpha = alpha + 1.0
         alpha = torch.where(batch.mask[view].unsqueeze(1), alpha, torch.ones_like(alpha))
+        batch.alpha[view] = alpha.detach()
         return h * alpha  # [B, H]
 
     def fuse(self, global_vec, local_vec):
@@ -238,12 +258,19 @@ class IntentFusionMixin(object):
         return self.gate_view(LONG, global_vec), self.gate_view(SHORT, local_vec)
 
     def intent_aux_loss(self):
-        r"""Alignment + uniformity loss of the last batch that went through ``forward``."""
+        r"""Alignment + uniformity loss of the last batch that went through ``forward``.
+
+        With ``intent_aux_grad: intent`` the behaviour vectors are detached: the loss trains the
+        intent projection only and never moves the backbone.
+        """
         batch = self._intent_batch
         if batch.z is None or batch.behaviour[LONG] is None or batch.behaviour[SHORT] is None:
             raise RuntimeError("intent_aux_loss() needs a batch: call calculate_loss first.")
+        behaviour = batch.behaviour
+        if self.intent_aux_grad == "intent":
+            behaviour = [h.detach() for h in behaviour]
         return intent_aux_loss(
-            batch.behaviour,
+            behaviour,
             batch.z,
             batch.mask,
             t=self.intent_uniformity_t,
@@ -251,12 +278,23 @@ class IntentFusionMixin(object):
             max_pairs_rows=self.intent_uniformity_rows,
         )
 
+    def current_intent_tau(self):
+        r"""tau of the current epoch: ``constant``, or decayed to 0 over ``intent_tau_epochs``
+        epochs (``linear``, ``cosine``); the trainer sets ``intent_epoch`` (0-based)."""
+        if self.intent_tau_schedule == "constant":
+            return self.intent_tau
+        progress = min(1.0, self.intent_epoch / self.intent_tau_epochs)
+        if self.intent_tau_schedule == "linear":
+            return self.intent_tau * (1.0 - progress)
+        return self.intent_tau * 0.5 * (1.0 + math.cos(math.pi * progress))
+
     # ------------------------------------------------------------------ RecBole entry points
     def calculate_loss(self, interaction):
         self._intent_batch = self._read_intents(interaction)
         loss = super().calculate_loss(interaction)  # CE (+ GCSAN's embedding regulariser)
-        if self.intent_tau != 0:
-            loss = loss + self.intent_tau * self.intent_aux_loss()
+        tau = self.current_intent_tau()
+        if tau != 0:
+            loss = loss + tau * self.intent_aux_loss()
         return loss
 
     def predict(self, interaction):
