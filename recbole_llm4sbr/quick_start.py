@@ -24,9 +24,13 @@ def ensure_intent_file(config):
     """Build the side file of an LLM4SBR model when it is missing and auto-build is on."""
     if not uses_intents(get_model(config["model"])):
         return None
+    from recbole_llm4sbr.intent.budget import llm_plan
+
     path = resolve_intent_path(config)
     meta_path = os.path.join(path, "meta.json")
-    complete = os.path.exists(meta_path) and read_meta(path).get("complete", False)
+    meta = read_meta(path) if os.path.exists(meta_path) else {}
+    plan = llm_plan(config) if config["intent_backend"] not in (None, "item-text") else None
+    complete = meta.get("complete", False) and meta.get("plan") == plan
     if complete or not config["intent_auto_build"]:
         return path  # a missing file then fails in IntentDataset with the command to build it
     from recbole_llm4sbr.intent import build_intent_file

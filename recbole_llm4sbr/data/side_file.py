@@ -7,15 +7,23 @@ The intent side file: one vector per view per session prefix, written by the int
 
 Layout (a directory, conventionally ``<data_path>/<dataset>/<dataset>.intent``)::
 
-    meta.json               format, version, dataset, fingerprint, n_items, dim, provenance, complete
+    meta.json               format, version, dataset, fingerprint, n_items, dim, provenance, plan,
+                            complete, summary
     part-00000.npz          session [n] str, prefix_len [n] int64, view [n] int8 (0 long, 1 short),
-                            vector [n, dim] float32
-    part-00000.jsonl.gz     the same n rows, human readable: session, prefix_len, view, prompt,
-                            answer, localized [[item_token, similarity], ...]
+                            vector [n, dim] float32, source [n] int8 (index into SOURCES),
+                            localized_item [n, k] int64 and localized_sim [n, k] float32 (the
+                            catalogue rows an intent was localized on; version >= 2)
+    part-00000.jsonl.gz     the same n rows, human readable: session, prefix_len, view, source,
+                            prompt, answer, localized [[item_token, similarity], ...]
+    fill-00000.npz/.jsonl.gz   rows of the prefixes outside the LLM budget (item-text or predicted
+                            intents); rewritten whenever the budget or the predictor changes
     failures.jsonl          prompts whose generation failed in the last run (retried next run)
+    predictor/              the intent predictor fitted on the LLM rows (see intent/predictor.py)
 
-A shard counts once its ``.npz`` exists; each file is written to a temporary name and moved into
-place with :func:`os.replace`, so a run killed at any moment leaves only whole shards behind.
+``part-`` shards are the expensive rows (one LLM call each, or the item-text route); they are
+never rewritten by a resumed run. A shard counts once its ``.npz`` exists; each file is written to
+a temporary name and moved into place with :func:`os.replace`, so a run killed at any moment
+leaves only whole shards behind.
 """
 
 import gzip
@@ -27,8 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FORMAT_NAME = "llm4sbr-intent"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 VIEWS = ("long", "short")
+SOURCES = ("llm", "item-text", "predicted")  # where a row's intent comes from
+PART, FILL = "part-", "fill-"
 META_FILE = "meta.json"
 FAILURES_FILE = "failures.jsonl"
 
@@ -73,18 +84,30 @@ def read_meta(path):
         raise SideFileError(
             f"[{meta_path}] has format {meta.get('format')!r}, expected {FORMAT_NAME!r}."
         )
+    if meta.get("version", 1) not in READABLE_VERSIONS:
+        raise SideFileError(
+            f"[{meta_path}] has format version {meta.get('version')!r}; this recbole_llm4sbr "
+            f"reads versions {list(READABLE_VERSIONS)}. Rebuild it with `python -m "
+            f"recbole_llm4sbr.intent build --overwrite ...`."
+        )
     for key in ("dim", "n_items", "fingerprint"):
         if key not in meta:
             raise SideFileError(f"[{meta_path}] lacks the required key {key!r}.")
     return meta
 
 
-def _shard_names(path):
+def _shard_names(path, prefixes=(PART, FILL)):
     return sorted(
         name[: -len(".npz")]
         for name in os.listdir(path)
-        if name.startswith("part-") and name.endswith(".npz")
+        if name.startswith(tuple(prefixes)) and name.endswith(".npz")
     )
+
+
+def _default_source(meta):
+    """Source of the rows of a version-1 file (no ``source`` array): its backend's."""
+    backend = (meta.get("provenance") or {}).get("backend")
+    return SOURCES.index("item-text" if backend == "item-text" else "llm")
 
 
 @dataclass
@@ -97,7 +120,10 @@ class IntentSideFile:
     prefix_len: np.ndarray  # [n] int64
     view: np.ndarray  # [n] int8, index into VIEWS
     vectors: np.ndarray  # [n, dim] float32
+    source: np.ndarray = None  # [n] int8, index into SOURCES
     shards: list = field(default_factory=list)
+    localized_item: np.ndarray = None  # [n, k] int64 catalogue rows (read_side_file(localized=True))
+    localized_sim: np.ndarray = None  # [n, k] float32 their similarities
 
     @property
     def dim(self):
@@ -107,16 +133,17 @@ class IntentSideFile:
         return len(self.session)
 
 
-def _read_shard(shard_path, keys):
+def _read_shard(shard_path, keys, optional=()):
     try:
         with np.load(shard_path, allow_pickle=False) as z:
-            return [z[k] for k in keys]
+            return [z[k] for k in keys] + [z[k] if k in z.files else None for k in optional]
     except Exception as e:  # zipfile / KeyError / ValueError from a damaged shard
         raise SideFileError(f"Intent shard [{shard_path}] cannot be read: {e}")
 
 
-def read_side_file(path, load_vectors=True):
-    """Read every committed shard of the side file at ``path``.
+def read_side_file(path, load_vectors=True, prefixes=(PART, FILL), localized=False):
+    """Read every committed shard of the side file at ``path`` (``prefixes``: which kinds;
+    ``localized``: also the localized catalogue rows, as ``localized_item``/``localized_sim``).
 
     The keys of all shards are read first, then the vectors are copied shard by shard into one
     preallocated [n, dim] matrix, so reading never holds the vectors twice.
@@ -125,25 +152,29 @@ def read_side_file(path, load_vectors=True):
         raise SideFileError(f"Intent side file [{path}] does not exist (or is not a directory).")
     meta = read_meta(path)
     dim = int(meta["dim"])
-    sessions, prefix_lens, views = [], [], []
-    shards = _shard_names(path)
+    sessions, prefix_lens, views, sources = [], [], [], []
+    shards = _shard_names(path, prefixes)
     for name in shards:
         shard_path = os.path.join(path, name + ".npz")
-        s, p, v = _read_shard(shard_path, ("session", "prefix_len", "view"))
-        if len(p) != len(s) or len(v) != len(s):
+        s, p, v, src = _read_shard(shard_path, ("session", "prefix_len", "view"), ("source",))
+        if src is None:
+            src = np.full(len(s), _default_source(meta), np.int8)
+        if len(p) != len(s) or len(v) != len(s) or len(src) != len(s):
             raise SideFileError(
                 f"Intent shard [{shard_path}] is malformed: {len(s)} sessions, {len(p)} prefix "
-                f"lengths, {len(v)} views."
+                f"lengths, {len(v)} views, {len(src)} sources."
             )
         sessions.append(s.astype(str))
         prefix_lens.append(p.astype(np.int64))
         views.append(v.astype(np.int8))
+        sources.append(src.astype(np.int8))
     sizes = [len(s) for s in sessions]
     vectors = np.zeros((sum(sizes) if load_vectors else 0, dim), np.float32)
+    localized_item, localized_sim = [], []
     start = 0
     for name, n in zip(shards if load_vectors else [], sizes):
         shard_path = os.path.join(path, name + ".npz")
-        (vec,) = _read_shard(shard_path, ("vector",))
+        vec, idx, sim = _read_shard(shard_path, ("vector",), ("localized_item", "localized_sim"))
         if vec.shape != (n, dim):
             raise SideFileError(
                 f"Intent shard [{shard_path}] is malformed: {n} rows but vectors of shape "
@@ -151,15 +182,28 @@ def read_side_file(path, load_vectors=True):
             )
         vectors[start:start + n] = vec
         start += n
-    return IntentSideFile(
+        if localized:
+            if idx is None or sim is None or len(idx) != n or idx.shape != sim.shape:
+                raise SideFileError(
+                    f"Intent shard [{shard_path}] lacks the localized items of its rows (written "
+                    f"by an older version): rebuild the side file with --overwrite."
+                )
+            localized_item.append(idx.astype(np.int64))
+            localized_sim.append(sim.astype(np.float32))
+    side = IntentSideFile(
         path=path,
         meta=meta,
         session=np.concatenate(sessions) if sessions else np.array([], dtype=str),
         prefix_len=np.concatenate(prefix_lens) if prefix_lens else np.zeros(0, np.int64),
         view=np.concatenate(views) if views else np.zeros(0, np.int8),
         vectors=vectors,
+        source=np.concatenate(sources) if sources else np.zeros(0, np.int8),
         shards=shards,
     )
+    if localized and localized_item:
+        side.localized_item = np.concatenate(localized_item)  # [n, k]
+        side.localized_sim = np.concatenate(localized_sim)  # [n, k]
+    return side
 
 
 def read_records(path):
@@ -181,14 +225,14 @@ class IntentSideFileWriter:
     resumed when its meta matches (same dataset fingerprint, dim and provenance).
     """
 
-    def __init__(self, path, meta, overwrite=False):
+    def __init__(self, path, meta, overwrite=False, reopen=False):
         self.path = path
         self.meta = dict(meta, format=FORMAT_NAME, version=FORMAT_VERSION, complete=False)
         if os.path.isdir(path) and os.path.exists(os.path.join(path, META_FILE)):
             old = read_meta(path)
             if overwrite:
                 self._clear()
-            elif old.get("complete"):
+            elif old.get("complete") and not reopen:
                 raise SideFileError(
                     f"Intent side file [{path}] is already complete; it is not rewritten. "
                     f"Pass overwrite=True (CLI: --overwrite) to build it again."
@@ -200,22 +244,38 @@ class IntentSideFileWriter:
                             f"Cannot resume [{path}]: its {key} is {old.get(key)!r} but this "
                             f"run has {self.meta.get(key)!r}. Use another path or --overwrite."
                         )
+                if old.get("version", 1) != FORMAT_VERSION:
+                    raise SideFileError(
+                        f"Cannot resume [{path}]: it was written in format version "
+                        f"{old.get('version', 1)}, this version writes {FORMAT_VERSION}. "
+                        f"Rebuild it with --overwrite."
+                    )
         os.makedirs(path, exist_ok=True)
         write_json_atomic(os.path.join(path, META_FILE), self.meta)
-        self._next_shard = len(_shard_names(path))
+        self._next = {kind: len(_shard_names(path, (kind,))) for kind in (PART, FILL)}
 
     def _clear(self):
         for name in os.listdir(self.path):
-            if name.startswith("part-") or name in (META_FILE, FAILURES_FILE):
+            if name.startswith((PART, FILL)) or name in (META_FILE, FAILURES_FILE):
                 os.remove(os.path.join(self.path, name))
 
+    def clear_fill(self):
+        """Remove the ``fill-`` shards (the meta is already marked incomplete)."""
+        for name in os.listdir(self.path):
+            if name.startswith(FILL):
+                os.remove(os.path.join(self.path, name))
+        self._next[FILL] = 0
+
     def done_keys(self):
-        """The (session, prefix_len, view) keys already written."""
-        side = read_side_file(self.path, load_vectors=False)
+        """The (session, prefix_len, view) keys already written in ``part-`` shards."""
+        side = read_side_file(self.path, load_vectors=False, prefixes=(PART,))
         return set(zip(side.session.tolist(), side.prefix_len.tolist(), side.view.tolist()))
 
-    def append(self, session, prefix_len, view, vectors, records=None):
-        """Commit one shard. ``view`` holds 0 (long) / 1 (short); ``records`` one dict per row."""
+    def append(self, session, prefix_len, view, vectors, records=None, source=None,
+               localized=None, kind=PART):
+        """Commit one shard. ``view`` holds 0 (long) / 1 (short); ``source`` [n] indices into
+        ``SOURCES``; ``localized`` ``(items [n, k], sims [n, k])``; ``records`` one dict per row;
+        ``kind``: ``PART`` (LLM or item-text rows) or ``FILL`` (rows outside the LLM budget)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         n = len(session)
         if vectors.shape != (n, self.meta["dim"]):
@@ -225,7 +285,7 @@ class IntentSideFileWriter:
             )
         if n == 0:
             return
-        name = os.path.join(self.path, f"part-{self._next_shard:05d}")
+        name = os.path.join(self.path, f"{kind}{self._next[kind]:05d}")
         if records is not None:
 
             def write_records(f):
@@ -240,8 +300,13 @@ class IntentSideFileWriter:
             view=np.asarray(view, dtype=np.int8),
             vector=vectors,
         )
+        if source is not None:
+            arrays["source"] = np.asarray(source, dtype=np.int8)
+        if localized is not None:
+            arrays["localized_item"] = np.asarray(localized[0], dtype=np.int64)
+            arrays["localized_sim"] = np.asarray(localized[1], dtype=np.float32)
         _atomic_write(name + ".npz", lambda f: np.savez(f, **arrays))
-        self._next_shard += 1
+        self._next[kind] += 1
 
     def write_failures(self, failures):
         """Replace the list of failed prompts (dicts) of this run."""

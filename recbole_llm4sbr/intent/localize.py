@@ -143,12 +143,17 @@ class Localizer:
             idx, sims = self.neighbours(queries, 5)
             return queries.copy(), idx, sims
         idx, sims = self.neighbours(queries, self.r)
-        s = torch.from_numpy(sims)
+        return self.combine(idx, sims)
+
+    def combine(self, idx, sims):
+        """``(vectors [n, dim], idx, sims)`` of top-r catalogue rows ``idx`` [n, r] with cosine
+        ``sims`` [n, r], combined with the configured weights."""
+        s = torch.as_tensor(np.asarray(sims, np.float32))
         if self.weighting == "paper":
             w = s
         elif self.weighting == "mean":
             w = torch.full_like(s, 1.0 / s.shape[1])
         else:
             w = torch.softmax(s / self.temperature, dim=1)
-        vectors = torch.einsum("nk,nkd->nd", w, self.items[torch.from_numpy(idx)])
+        vectors = torch.einsum("nk,nkd->nd", w, self.items[torch.as_tensor(idx)])
         return vectors.numpy().astype(np.float32), idx, sims

@@ -19,9 +19,13 @@ from tqdm.auto import tqdm
 
 import recbole_llm4sbr
 from recbole_llm4sbr.data.side_file import (
-    META_FILE, VIEWS, IntentSideFileWriter, SideFileError, read_meta, write_json_atomic,
+    META_FILE, SOURCES, VIEWS, IntentSideFileWriter, SideFileError, read_meta, read_side_file,
+    write_json_atomic,
 )
 from recbole_llm4sbr.intent.backends import create_backend
+from recbole_llm4sbr.intent.budget import (
+    eligible_rows, entropy_scores, llm_plan, order_rows, take_budget,
+)
 from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
 from recbole_llm4sbr.intent.localize import (
     Encoder, Localizer, encoder_path, item_embeddings, texts_sha256,
@@ -69,6 +73,7 @@ class Timer(dict):
 class IntentBuilder:
     def __init__(self, config, dataset=None, backend=None, encoder=None):
         self.config, self.timer = config, Timer()
+        self.plan = llm_plan(config)  # settings are checked before any data loads
         self.progress = config["intent_show_progress"] is not False
         with self.timer("list_prefixes"):
             self.dataset = dataset if dataset is not None else listing_dataset(config)
@@ -86,6 +91,8 @@ class IntentBuilder:
 
             backend = execution_backend(config)
         self.backend = backend if backend is not None else create_backend(config)
+        if not self.backend.uses_llm:
+            self.plan = None  # item-text: no LLM, nothing to budget
         self._encoder = encoder
         self.path = resolve_path(config)
 
@@ -136,16 +143,13 @@ class IntentBuilder:
                     f"of [{self.config['dataset']}]): refusing to resume it. Use --overwrite or "
                     f"another intent_file."
                 )
-            if old.get("complete"):
+            if old.get("complete") and old.get("plan") == self.plan:
                 logger.info(f"Intent side file [{self.path}] is complete; not rebuilt "
                             f"(use --overwrite to rebuild).")
                 return old.get("summary") or {}
-        writer = IntentSideFileWriter(self.path, self.meta(), overwrite=overwrite)
+        writer = IntentSideFileWriter(self.path, self.meta(), overwrite=overwrite, reopen=True)
+        writer.meta["plan"] = self.plan
         done = writer.done_keys()
-        sessions = self.table["session"].tolist()
-        lens = self.table["prefix_len"].tolist()
-        todo = [(row, v) for row, key in enumerate(zip(sessions, lens))
-                for v in range(len(VIEWS)) if (key[0], key[1], v) not in done]
         with self.timer("item_embeddings"):
             cache_dir = self.config["intent_cache_dir"] or self.path.rstrip("/\\") + ".cache"
             item_emb, cached = item_embeddings(self.encoder, self.item_texts.texts, cache_dir,
@@ -153,13 +157,19 @@ class IntentBuilder:
         c = self.config
         self.localizer = Localizer(item_emb, c["intent_r"], c["intent_localization_weights"] or "paper",
                                    c["intent_softmax_temperature"])
+        with self.timer("select"):
+            rows, budget = self.llm_rows()
+        sessions = self.table["session"].tolist()
+        lens = self.table["prefix_len"].tolist()
+        todo = [(row, v) for row in rows for v in range(len(VIEWS))
+                if (sessions[row], lens[row], v) not in done]
         with self.timer("prompts"):
             groups = group_prompts(self.table, todo)
         s = dict(backend=self.backend.name, prefixes=len(self.table), keys=2 * len(self.table),
                  resumed=len(done), todo=len(todo), distinct_prompts=len(groups),
                  deduplicated=len(todo) - len(groups), generated=0, failed_prompts=0,
                  failed_keys=0, item_text_fallbacks=len(self.item_texts.fallbacks),
-                 item_embeddings_cached=cached)
+                 item_embeddings_cached=cached, budget=budget)
         logger.info(f"[{self.path}]: {s['keys']} keys, {s['resumed']} already written, "
                     f"{s['todo']} to do as {s['distinct_prompts']} distinct prompts "
                     f"(backend {self.backend.name}"
@@ -178,8 +188,14 @@ class IntentBuilder:
         bar.close()
         s["failed_keys"] = len(failures)
         s["failed_prompts"] = len({(f["view"], f["prompt"]) for f in failures})
-        s["seconds"] = dict(self.timer)
         writer.write_failures(failures)
+        if self.plan is not None and not failures:
+            from recbole_llm4sbr.intent.fill import Filler
+
+            with self.timer("fill"):
+                s["fill"] = Filler(self, self.plan).run(writer)
+        s["seconds"] = dict(self.timer)
+        s["sources"] = self.source_counts()
         if failures:
             writer.meta["summary"] = s
             write_json_atomic(os.path.join(self.path, META_FILE), writer.meta)
@@ -190,6 +206,29 @@ class IntentBuilder:
         if failures:
             raise IntentGenerationFailed(self.path, s)
         return s
+
+    def llm_rows(self):
+        """Prefix-table rows whose prompts go to the backend: all without a budget, else the
+        head of the selection order that fits it; and the budget's numbers for the summary."""
+        if self.plan is None:
+            return range(len(self.table)), None
+        pool = eligible_rows(self.dataset, self.table, self.plan["scope"])
+        scores = None
+        if self.plan["select"] == "uncertainty":
+            scores = entropy_scores(self.config["intent_uncertainty_checkpoint"], self.dataset,
+                                    self.table, pool)
+        ordered = order_rows(self.plan, self.table, pool, scores)
+        items = self.table["items"].tolist()
+        rows, pool_prompts = take_budget(
+            self.plan, ordered, lambda r: [(v, tuple(items[r])) for v in range(len(VIEWS))])
+        return sorted(rows), dict(self.plan, eligible_prefixes=len(pool),
+                                  eligible_prompts=pool_prompts, selected_prefixes=len(rows))
+
+    def source_counts(self):
+        """Rows of the side file by source (llm / item-text / predicted), per view."""
+        side = read_side_file(self.path, load_vectors=False)
+        return {VIEWS[v]: {SOURCES[k]: int(((side.view == v) & (side.source == k)).sum())
+                           for k in range(len(SOURCES))} for v in range(len(VIEWS))}
 
     def process_chunk(self, writer, chunk, progress=None):
         """Generate, localize and commit one shard; returns (failures, generated)."""
@@ -219,6 +258,7 @@ class IntentBuilder:
         with self.timer("localize"):
             vectors, idx, sims = self.localizer(queries)
         with self.timer("write"):
+            source = "llm" if self.backend.uses_llm else "item-text"
             sess, lens, views, rows_vec, records = [], [], [], [], []
             table_s, table_p = self.table["session"], self.table["prefix_len"]
             for j, i in enumerate(ok):
@@ -227,10 +267,13 @@ class IntentBuilder:
                 for row, view in chunk[i][2]:
                     s, p = str(table_s.iat[row]), int(table_p.iat[row])
                     sess.append(s), lens.append(p), views.append(view), rows_vec.append(j)
-                    records.append(dict(session=s, prefix_len=p, view=VIEWS[view],
+                    records.append(dict(session=s, prefix_len=p, view=VIEWS[view], source=source,
                                         prompt=prompts[i], answer=answers[j], localized=localized))
             if sess:
-                writer.append(sess, lens, views, vectors[np.asarray(rows_vec, np.int64)], records)
+                take = np.asarray(rows_vec, np.int64)
+                writer.append(sess, lens, views, vectors[take], records,
+                              source=np.full(len(sess), SOURCES.index(source)),
+                              localized=(idx[take], sims[take]))
         return failures, generated
 
     def close(self):

@@ -25,6 +25,10 @@ class ItemTextBackend:
         if self.window < 1:
             raise ValueError(f"intent_item_text_short_window must be >= 1, got {self.window}.")
 
+    def settings(self):
+        """The config keys this backend reads (enough to rebuild it: ``ItemTextBackend(settings)``)."""
+        return {"intent_item_text_short_window": self.window}
+
     def provenance(self):
         return {"llm": None, "note": "no-LLM baseline: mean of item-text embeddings",
                 "item_text_window": self.window}
