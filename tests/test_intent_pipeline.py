@@ -57,6 +57,28 @@ def test_item_text_side_file_covers_every_prefix_and_loads(root):
     assert read_side_file(path).meta["provenance"]["r"] == 0
 
 
+@pytest.mark.parametrize("weighting", ["paper", "softmax"])
+def test_compact_side_file_rebuilds_exactly_the_stored_vectors(root, weighting):
+    paths = {}
+    for store in (False, True):
+        config = intent_config(root, intent_store_vectors=store, intent_localization_weights=weighting,
+                               intent_file=f"tiny-{store}.intent")
+        paths[store] = build_intent_file(config, encoder=shared_encoder())
+    compact, stored = (read_side_file(paths[k]) for k in (False, True))
+    assert compact.meta["vectors"] == "localized" and stored.meta["vectors"] == "stored"
+    with np.load(os.path.join(paths[False], "part-00000.npz")) as z:
+        assert "vector" not in z.files and z["localized_item"].shape[1] == 5
+    for a, b in zip(_sorted(compact), _sorted(stored)):
+        assert np.array_equal(a, b)  # bit-identical: one combine() owns the weighting
+    assert np.abs(compact.vectors).sum() > 0
+    size = {k: sum(os.path.getsize(os.path.join(paths[k], f)) for f in os.listdir(paths[k])
+                   if f.endswith(".npz")) for k in paths}
+    assert size[False] * 5 < size[True]
+    os.remove(os.path.join(paths[False], "catalogue.npy"))
+    with pytest.raises(SideFileError, match="lacks catalogue.npy"):
+        read_side_file(paths[False])
+
+
 def test_resume_after_a_crash_equals_a_clean_run(root, monkeypatch, tmp_path_factory):
     clean = build_intent_file(intent_config(root, intent_file="clean.intent"),
                               encoder=shared_encoder())

@@ -7,12 +7,15 @@ The intent side file: one vector per view per session prefix, written by the int
 
 Layout (a directory, conventionally ``<data_path>/<dataset>/<dataset>.intent``)::
 
-    meta.json               format, version, dataset, fingerprint, n_items, dim, provenance, plan,
-                            complete, summary
+    meta.json               format, version, dataset, fingerprint, n_items, dim, vectors, provenance,
+                            plan, complete, summary
+    catalogue.npy           [n_items, dim] float32 item-text embeddings of the catalogue
     part-00000.npz          session [n] str, prefix_len [n] int64, view [n] int8 (0 long, 1 short),
-                            vector [n, dim] float32, source [n] int8 (index into SOURCES),
-                            localized_item [n, k] int64 and localized_sim [n, k] float32 (the
-                            catalogue rows an intent was localized on; version >= 2)
+                            source [n] int8 (index into SOURCES), localized_item [n, k] int64 and
+                            localized_sim [n, k] float32 (the catalogue rows an intent was
+                            localized on; version >= 2), vector [n, dim] float32 (only with
+                            ``vectors: stored``; ``localized`` files rebuild the vectors from
+                            catalogue.npy with the provenance's weighting, as localization did)
     part-00000.jsonl.gz     the same n rows, human readable: session, prefix_len, view, source,
                             prompt, answer, localized [[item_token, similarity], ...]
     fill-00000.npz/.jsonl.gz   rows of the prefixes outside the LLM budget (item-text or predicted
@@ -41,6 +44,7 @@ VIEWS = ("long", "short")
 SOURCES = ("llm", "item-text", "predicted")  # where a row's intent comes from
 PART, FILL = "part-", "fill-"
 META_FILE = "meta.json"
+CATALOGUE_FILE = "catalogue.npy"  # [n_items, dim] item-text embeddings the intents combine
 FAILURES_FILE = "failures.jsonl"
 
 
@@ -141,6 +145,26 @@ def _read_shard(shard_path, keys, optional=()):
         raise SideFileError(f"Intent shard [{shard_path}] cannot be read: {e}")
 
 
+def _localized_vectors(path, meta, shard_path, idx, sim):
+    """Intents of a shard stored as localized catalogue rows (weights from the provenance)."""
+    from recbole_llm4sbr.intent.localize import combine
+
+    if idx is None or sim is None:
+        raise SideFileError(f"Intent shard [{shard_path}] has neither vectors nor localized items.")
+    catalogue_path = os.path.join(path, CATALOGUE_FILE)
+    if not os.path.isfile(catalogue_path):
+        raise SideFileError(
+            f"Intent side file [{path}] stores intents as catalogue rows but lacks "
+            f"{CATALOGUE_FILE}: rebuild it with --overwrite.")
+    items = np.load(catalogue_path, allow_pickle=False)
+    if items.shape != (int(meta["n_items"]), int(meta["dim"])):
+        raise SideFileError(
+            f"[{catalogue_path}] has shape {items.shape}, expected ({meta['n_items']}, {meta['dim']}).")
+    prov = meta.get("provenance") or {}
+    return combine(items, idx, sim, prov.get("localization_weights", "paper"),
+                   prov.get("softmax_temperature", 0.1))
+
+
 def read_side_file(path, load_vectors=True, prefixes=(PART, FILL), localized=False):
     """Read every committed shard of the side file at ``path`` (``prefixes``: which kinds;
     ``localized``: also the localized catalogue rows, as ``localized_item``/``localized_sim``).
@@ -174,7 +198,9 @@ def read_side_file(path, load_vectors=True, prefixes=(PART, FILL), localized=Fal
     start = 0
     for name, n in zip(shards if load_vectors else [], sizes):
         shard_path = os.path.join(path, name + ".npz")
-        vec, idx, sim = _read_shard(shard_path, ("vector",), ("localized_item", "localized_sim"))
+        vec, idx, sim = _read_shard(shard_path, (), ("vector", "localized_item", "localized_sim"))
+        if vec is None:  # a compact shard: the intents are its localized catalogue rows
+            vec = _localized_vectors(path, meta, shard_path, idx, sim)
         if vec.shape != (n, dim):
             raise SideFileError(
                 f"Intent shard [{shard_path}] is malformed: {n} rows but vectors of shape "
@@ -252,11 +278,12 @@ class IntentSideFileWriter:
                     )
         os.makedirs(path, exist_ok=True)
         write_json_atomic(os.path.join(path, META_FILE), self.meta)
+        self.store_vectors = self.meta.get("vectors", "stored") == "stored"
         self._next = {kind: len(_shard_names(path, (kind,))) for kind in (PART, FILL)}
 
     def _clear(self):
         for name in os.listdir(self.path):
-            if name.startswith((PART, FILL)) or name in (META_FILE, FAILURES_FILE):
+            if name.startswith((PART, FILL)) or name in (META_FILE, FAILURES_FILE, CATALOGUE_FILE):
                 os.remove(os.path.join(self.path, name))
 
     def clear_fill(self):
@@ -298,8 +325,9 @@ class IntentSideFileWriter:
             session=np.asarray(session, dtype=str),
             prefix_len=np.asarray(prefix_len, dtype=np.int64),
             view=np.asarray(view, dtype=np.int8),
-            vector=vectors,
         )
+        if self.store_vectors or localized is None:
+            arrays["vector"] = vectors
         if source is not None:
             arrays["source"] = np.asarray(source, dtype=np.int8)
         if localized is not None:
@@ -307,6 +335,11 @@ class IntentSideFileWriter:
             arrays["localized_sim"] = np.asarray(localized[1], dtype=np.float32)
         _atomic_write(name + ".npz", lambda f: np.savez(f, **arrays))
         self._next[kind] += 1
+
+    def write_catalogue(self, items):
+        """The catalogue embeddings [n_items, dim] that compact shards' intents combine."""
+        items = np.asarray(items, np.float32)
+        _atomic_write(os.path.join(self.path, CATALOGUE_FILE), lambda f: np.save(f, items))
 
     def write_failures(self, failures):
         """Replace the list of failed prompts (dicts) of this run."""

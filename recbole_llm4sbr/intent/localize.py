@@ -148,12 +148,20 @@ class Localizer:
     def combine(self, idx, sims):
         """``(vectors [n, dim], idx, sims)`` of top-r catalogue rows ``idx`` [n, r] with cosine
         ``sims`` [n, r], combined with the configured weights."""
-        s = torch.as_tensor(np.asarray(sims, np.float32))
-        if self.weighting == "paper":
-            w = s
-        elif self.weighting == "mean":
-            w = torch.full_like(s, 1.0 / s.shape[1])
-        else:
-            w = torch.softmax(s / self.temperature, dim=1)
-        vectors = torch.einsum("nk,nkd->nd", w, self.items[torch.as_tensor(idx)])
-        return vectors.numpy().astype(np.float32), idx, sims
+        vectors = combine(self.items, idx, sims, self.weighting, self.temperature)
+        return vectors, idx, sims
+
+
+def combine(items, idx, sims, weighting="paper", temperature=0.1):
+    """Localized intents [n, dim] from catalogue embeddings ``items`` [N, dim], top-r rows ``idx``
+    [n, r] and their cosine ``sims`` [n, r]: the one owner of the weighting (the builder, the
+    side-file reader and the predictor all combine through it)."""
+    s = torch.as_tensor(np.asarray(sims, np.float32))
+    if weighting == "paper":
+        w = s
+    elif weighting == "mean":
+        w = torch.full_like(s, 1.0 / s.shape[1])
+    else:
+        w = torch.softmax(s / float(temperature), dim=1)
+    items = torch.as_tensor(np.asarray(items, np.float32))
+    return torch.einsum("nk,nkd->nd", w, items[torch.as_tensor(idx)]).numpy().astype(np.float32)

@@ -128,8 +128,11 @@ class IntentBuilder:
         return prov
 
     def meta(self):
-        return dict(dataset=self.config["dataset"], fingerprint=self.fingerprint,
-                    n_items=len(self.catalogue), dim=self.encoder.dim, provenance=self.provenance())
+        c = self.config
+        stored = c["intent_store_vectors"] or int(5 if c["intent_r"] is None else c["intent_r"]) == 0
+        return dict(dataset=c["dataset"], fingerprint=self.fingerprint, n_items=len(self.catalogue),
+                    dim=self.encoder.dim, provenance=self.provenance(),
+                    vectors="stored" if stored else "localized")
 
     # ------------------------------------------------------------------ run
     def run(self, overwrite=False):
@@ -157,6 +160,7 @@ class IntentBuilder:
         c = self.config
         self.localizer = Localizer(item_emb, c["intent_r"], c["intent_localization_weights"] or "paper",
                                    c["intent_softmax_temperature"])
+        writer.write_catalogue(item_emb)
         with self.timer("select"):
             rows, budget = self.llm_rows()
         sessions = self.table["session"].tolist()
