@@ -333,7 +333,7 @@ class IntentSideFileWriter:
         if localized is not None:
             arrays["localized_item"] = np.asarray(localized[0], dtype=np.int64)
             arrays["localized_sim"] = np.asarray(localized[1], dtype=np.float32)
-        _atomic_write(name + ".npz", lambda f: np.savez(f, **arrays))
+        _atomic_write(name + ".npz", lambda f: np.savez_compressed(f, **arrays))
         self._next[kind] += 1
 
     def write_catalogue(self, items):
