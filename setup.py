@@ -14,7 +14,11 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["recbole_llm4sbr", "recbole_llm4sbr.*"]),
     install_requires=install_requires,
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # prepare-model: read the offline demo LLM's GGUF with transformers
+        "llm": ["gguf==0.19.0", "accelerate==1.15.0"],
+    },
     entry_points={
         "console_scripts": [
             "llm4sbr-intent=recbole_llm4sbr.intent.__main__:main",

@@ -78,8 +78,9 @@ def save_tiny_causal_lm(path, corpus):
 # ---------------------------------------------------------------- fake chat-completions server
 class FakeChatServer:
     """``ThreadingHTTPServer`` on 127.0.0.1:0. ``behaviour(prompt, attempt)`` returns one of
-    ``("ok", text)``, ``("status", code)``, ``("sleep", seconds)``; default: answer with the first
-    item title of the prompt. Records every request (headers, body)."""
+    ``("ok", text)``, ``("ok", text, usage)`` (a ``usage`` dict sent with the answer),
+    ``("status", code)``, ``("sleep", seconds)``; default: answer with the first item title of the
+    prompt. Records every request (headers, body)."""
 
     def __init__(self, behaviour=None):
         self.behaviour = behaviour or (lambda prompt, attempt: ("ok", default_answer(prompt)))
@@ -97,7 +98,7 @@ class FakeChatServer:
                     server.requests.append({"path": self.path, "headers": dict(self.headers),
                                             "body": body})
                     attempt = server.attempts[prompt] = server.attempts.get(prompt, 0) + 1
-                kind, value = server.behaviour(prompt, attempt)
+                kind, value, *usage = server.behaviour(prompt, attempt)
                 if kind == "sleep":
                     time.sleep(value)
                     kind, value = "ok", default_answer(prompt)
@@ -106,7 +107,7 @@ class FakeChatServer:
                     return
                 self._send(200, {"id": "x", "object": "chat.completion", "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": value},
-                     "finish_reason": "stop"}]})
+                     "finish_reason": "stop"}], **({"usage": usage[0]} if usage else {})})
 
             def _send(self, code, obj):
                 data = json.dumps(obj).encode()

@@ -69,7 +69,7 @@ def test_item_embeddings_are_cached(emb, tmp_path):
 
 def test_item_text_backend_means(emb):
     _, items = emb
-    backend = ItemTextBackend({"intent_item_text_short_window": 2})
+    backend = ItemTextBackend({"intent_short_window": 2})
     index = {t: i for i, t in enumerate("abcde")}
     out = backend.answer_embeddings([list("abc"), list("abc"), ["e"]], [0, 1, 1], index, items)
     assert np.allclose(out[0], items[:3].mean(0), atol=1e-6)

@@ -57,6 +57,23 @@ def test_success_500_retry_timeout_and_empty(monkeypatch):
         assert "sk-secret" not in repr(b) + json.dumps(b.provenance())
 
 
+def test_token_counts_come_from_usage():
+    def behaviour(prompt, attempt):
+        if prompt == "no usage":
+            return "ok", "Heat"
+        if prompt == "empty":
+            return "ok", "", {"prompt_tokens": 9, "completion_tokens": 1}
+        return "ok", "Toy Story", {"prompt_tokens": 41, "completion_tokens": 3, "total_tokens": 44}
+
+    with FakeChatServer(behaviour) as server:
+        b = backend(server.base_url)
+        out = b.generate([msgs(p) for p in ["with usage", "no usage", "empty"]])
+    assert (out[0].answer, out[0].prompt_tokens, out[0].new_tokens) == ("Toy Story", 41, 3)
+    assert (out[1].answer, out[1].prompt_tokens, out[1].new_tokens) == ("Heat", None, None)
+    assert (out[2].ok, out[2].prompt_tokens, out[2].new_tokens) == (False, 9, 1)  # spent anyway
+    assert b.provenance()["windows"] == {"long": None, "short": 3}
+
+
 def test_failed_prompts_are_recorded_then_resumed(tmp_path, monkeypatch):
     monkeypatch.setenv("LLM4SBR_TEST_KEY", "sk-secret-123")
     write_tiny_dataset(str(tmp_path), n_sessions=6)

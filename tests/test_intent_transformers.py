@@ -60,13 +60,41 @@ def test_transformers_pipeline_writes_prompts_and_answers(lm_dir, tmp_path):
     meta = read_meta(path)
     s = meta["summary"]
     assert s["generated"] + s["failed_prompts"] == s["distinct_prompts"] > 0
+    assert s["generated"] > 0  # not a run in which every prompt failed
     assert meta["provenance"]["backend"] == "transformers"
     assert meta["provenance"]["prompt_template_sha256"]
+    assert meta["provenance"]["windows"] == {"long": None, "short": 3}
     side = read_side_file(path)
     assert len(side) + s["failed_keys"] == s["keys"] and np.isfinite(side.vectors).all()
     recs = list(read_records(path))
+    assert len(recs) == len(side) > 0
     assert all(r["prompt"].startswith("The order") and r["answer"].strip() for r in recs)
     assert all(len(r["localized"]) == 5 for r in recs)
+    short = [r["prompt"] for r in recs if r["view"] == "short"]
+    assert short and all(p.count("_i") <= 3 for p in short)  # the short window lists 3 items
+    assert any(r["prompt"].count("_i") > 3 for r in recs if r["view"] == "long")
+
+
+def test_token_counts(lm_dir):
+    b = TransformersBackend(settings(lm_dir, transformers_batch_size=3))
+    convs = [[{"role": "user", "content": "1. Movie number 3 -- Drama_i3" * n}] for n in (1, 2, 4)]
+    out = b.generate(convs)
+    # the chat template's tokens without padding (left padding to the longest in the batch)
+    assert [g.prompt_tokens for g in out] == [
+        len(b.tokenizer.apply_chat_template(c, add_generation_prompt=True, return_dict=True)[
+            "input_ids"]) for c in convs]
+    assert len({g.prompt_tokens for g in out}) == 3
+    assert [g.new_tokens for g in out] == [4, 4, 4]  # the toy LM never emits eos
+
+
+def test_new_tokens_stop_at_eos_and_skip_padding(lm_dir):
+    import torch
+
+    b = TransformersBackend(settings(lm_dir))
+    eos, pad = b.tokenizer.eos_token_id, b.tokenizer.pad_token_id
+    new = torch.tensor([[5, 6, eos, pad, pad], [5, eos, 7, 8, 9], [5, 6, 7, 8, 9],
+                        [eos, pad, pad, pad, pad]])
+    assert b.count_new_tokens(new) == [3, 2, 5, 1]
 
 
 def test_missing_model_path_is_a_clear_error():

@@ -5,7 +5,8 @@ recbole_llm4sbr.intent
 Stage one of LLM4SBR: session prefixes -> long/short-term prompts -> LLM answers (or the no-LLM
 ``item-text`` baseline) -> intent localization -> the intent side file read by ``IntentDataset``.
 
-Command line: ``python -m recbole_llm4sbr.intent {build,explain,summary} ...`` (see docs/intent.md).
+Command line: ``python -m recbole_llm4sbr.intent {build,explain,summary,prepare-model} ...`` (see
+docs/intent.md).
 """
 
 from recbole_llm4sbr.intent.pipeline import (  # noqa: F401

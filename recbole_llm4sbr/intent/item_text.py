@@ -26,16 +26,27 @@ def item_text_path(config):
     return name if os.path.isabs(name) else os.path.join(config["data_path"], name)
 
 
-def text_fields(config):
-    fields = config["intent_text_fields"]
+def text_fields(config, key="intent_text_fields"):
+    """The ``.item`` columns named by ``key``, as a list."""
+    fields = config[key]
     if isinstance(fields, str):
         fields = [fields]
     if not fields:
         raise ItemTextError(
-            f"intent_text_fields is not set for dataset [{config['dataset']}]: name the item "
-            f"columns written into prompts, e.g. `intent_text_fields: [movie_title, class]`."
+            f"{key} is not set for dataset [{config['dataset']}]: name the item "
+            f"columns written into prompts, e.g. `{key}: [movie_title, class]`."
         )
     return list(fields)
+
+
+def prompt_text_fields(config):
+    """The columns written per item in prompts: ``intent_prompt_text_fields``, whose default
+    (``~``) is ``intent_text_fields`` (the columns the catalogue is encoded from)."""
+    try:
+        own = config["intent_prompt_text_fields"]
+    except KeyError:  # a plain dict config
+        own = None
+    return text_fields(config, "intent_prompt_text_fields") if own else text_fields(config)
 
 
 @dataclass
@@ -91,10 +102,11 @@ def read_item_columns(path, fields, id_field, separator="\t", encoding="utf-8"):
     return rows
 
 
-def load_item_texts(config, catalogue):
-    """Text of each catalogue token (``catalogue`` = ``dataset.catalogue_tokens()``)."""
+def load_item_texts(config, catalogue, fields=None):
+    """Text of each catalogue token (``catalogue`` = ``dataset.catalogue_tokens()``) from the
+    columns ``fields`` (default ``intent_text_fields``)."""
     path = item_text_path(config)
-    fields = text_fields(config)
+    fields = text_fields(config) if fields is None else list(fields)
     columns = read_item_columns(
         path,
         fields,

@@ -31,6 +31,7 @@ from recbole_llm4sbr.intent.localize import (
     Encoder, Localizer, encoder_path, item_embeddings, texts_sha256,
 )
 from recbole_llm4sbr.intent.prompts import PromptBuilder, group_prompts
+from recbole_llm4sbr.intent.stats import GenerationStats
 
 logger = getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Timer(dict):
 
 class IntentBuilder:
     def __init__(self, config, dataset=None, backend=None, encoder=None):
-        self.config, self.timer = config, Timer()
+        self.config, self.timer, self.stats = config, Timer(), GenerationStats()
         self.plan = llm_plan(config)  # settings are checked before any data loads
         self.progress = config["intent_show_progress"] is not False
         with self.timer("list_prefixes"):
@@ -168,7 +169,7 @@ class IntentBuilder:
         todo = [(row, v) for row in rows for v in range(len(VIEWS))
                 if (sessions[row], lens[row], v) not in done]
         with self.timer("prompts"):
-            groups = group_prompts(self.table, todo)
+            groups = group_prompts(self.table, todo, self.prompts.windows)
         s = dict(backend=self.backend.name, prefixes=len(self.table), keys=2 * len(self.table),
                  resumed=len(done), todo=len(todo), distinct_prompts=len(groups),
                  deduplicated=len(todo) - len(groups), generated=0, failed_prompts=0,
@@ -199,6 +200,7 @@ class IntentBuilder:
             with self.timer("fill"):
                 s["fill"] = Filler(self, self.plan).run(writer)
         s["seconds"] = dict(self.timer)
+        s["generation"] = self.stats.summary()
         s["sources"] = self.source_counts()
         if failures:
             writer.meta["summary"] = s
@@ -223,8 +225,9 @@ class IntentBuilder:
                                     self.table, pool)
         ordered = order_rows(self.plan, self.table, pool, scores)
         items = self.table["items"].tolist()
+        select = self.prompts.windows.select
         rows, pool_prompts = take_budget(
-            self.plan, ordered, lambda r: [(v, tuple(items[r])) for v in range(len(VIEWS))])
+            self.plan, ordered, lambda r: [(v, tuple(select(items[r], v))) for v in range(len(VIEWS))])
         return sorted(rows), dict(self.plan, eligible_prefixes=len(pool),
                                   eligible_prompts=pool_prompts, selected_prefixes=len(rows))
 
@@ -241,8 +244,18 @@ class IntentBuilder:
         if self.backend.uses_llm:
             with self.timer("prompts"):
                 prompts = [self.prompts.build(items, view) for view, items, _ in chunk]
-            with self.timer("generate"):
-                gens = self.backend.generate([self.prompts.messages(p) for p in prompts], progress)
+            gens = [None] * len(chunk)
+            for view in range(len(VIEWS)):  # one call per view: cost is accounted per view
+                sel = [i for i, (v, _, _) in enumerate(chunk) if v == view]
+                if not sel:
+                    continue
+                start = time.perf_counter()
+                with self.timer("generate"):
+                    out = self.backend.generate([self.prompts.messages(prompts[i]) for i in sel],
+                                                progress)
+                self.stats.add(view, out, time.perf_counter() - start)
+                for i, g in zip(sel, out):
+                    gens[i] = g
             ok = [i for i, g in enumerate(gens) if g.ok]
             generated = len(ok)
             answers = [gens[i].answer for i in ok]
@@ -298,7 +311,18 @@ class IntentBuilder:
                  f"{s['distinct_prompts']} (deduplicated {s['deduplicated']}), generated "
                  f"{s['generated']}, failed {s['failed_prompts']} prompts / {s['failed_keys']} "
                  f"rows, item-text fallbacks {s['item_text_fallbacks']}",
-                 "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items())]
+                 "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items()),
+                 "  rows by source: " + "; ".join(
+                     f"{view} " + ", ".join(f"{k} {n}" for k, n in counts.items() if n)
+                     for view, counts in s.get("sources", {}).items())]
+        if self.backend.uses_llm:
+            lines.append("  " + self.stats.format())
+        if s.get("budget"):
+            b = s["budget"]
+            lines.append(f"  LLM budget {b['budget']} ({b['select']}, scope {b['scope']}): "
+                         f"{b['selected_prefixes']} of {b['eligible_prefixes']} eligible prefixes")
+        if s.get("fill"):
+            lines.append(f"  fill: {s['fill']}")
         logger.info("\n".join(lines))
 
 

@@ -8,8 +8,9 @@ LLM backends of stage one, chosen by ``intent_backend``:
 * ``transformers``: a local causal LM directory, batched generation;
 * ``openai``: any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp, hosted).
 
-An LLM backend has ``name``, ``provenance()`` (JSON-able, no secrets) and
-``generate(messages_list, progress)`` -> one :class:`Generation` per prompt.
+An LLM backend has ``name``, ``provenance()`` (JSON-able, no secrets; it records the prompt
+windows) and ``generate(messages_list, progress)`` -> one :class:`Generation` per prompt, with
+its token counts where the backend knows them.
 """
 
 import importlib
@@ -27,24 +28,32 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 @dataclass
 class Generation:
-    """The answer to one prompt, or why there is none (``answer`` is then ``None``)."""
+    """The answer to one prompt, or why there is none (``answer`` is then ``None``).
+
+    ``prompt_tokens``: tokens of the prompt as the model saw it (chat template included, no
+    padding); ``new_tokens``: tokens generated (eos included, no padding). ``None``: unknown.
+    """
 
     answer: str = None
     error: str = None
+    prompt_tokens: int = None
+    new_tokens: int = None
 
     @property
     def ok(self):
         return self.answer is not None
 
 
-def clean_answer(text):
-    """Strip reasoning blocks and whitespace; an empty result is a failure, not an intent."""
+def clean_answer(text, prompt_tokens=None, new_tokens=None):
+    """Strip reasoning blocks and whitespace; an empty result is a failure, not an intent (its
+    tokens were spent all the same and are kept)."""
+    counts = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens)
     if text is None:
-        return Generation(error="no answer in the response")
+        return Generation(error="no answer in the response", **counts)
     text = _THINK.sub("", text).strip()
     if not text:
-        return Generation(error="empty answer")
-    return Generation(answer=text)
+        return Generation(error="empty answer", **counts)
+    return Generation(answer=text, **counts)
 
 
 def backend_class(name):

@@ -3,39 +3,41 @@ r"""
 recbole_llm4sbr.intent.backends.item_text_backend
 #################################################
 The **no-LLM baseline** (embedded default where no LLM is available). Nothing is generated: the
-long-term "answer embedding" of a prefix is the mean of the (L2-normalised) item-text embeddings
-of all its items, the short-term one the mean over its last ``intent_item_text_short_window``
-items. Each catalogue item is encoded once; no per-prefix text is encoded. Localization then
-works on these means as on an LLM answer.
+view's "answer embedding" of a prefix is the mean of the (L2-normalised) item-text embeddings of
+the items the view's prompt would list: the last ``intent_long_window`` items (default: all) for
+the long-term view, the last ``intent_short_window`` (default 3) for the short-term one. Each
+catalogue item is encoded once; no per-prefix text is encoded. Localization then works on these
+means as on an LLM answer.
 """
 
 import numpy as np
 import scipy.sparse as sp
 
 from recbole_llm4sbr.data.side_file import VIEWS
+from recbole_llm4sbr.intent.prompts import ViewWindows
 
 
 class ItemTextBackend:
+    """The no-LLM baseline: mean item-text embedding of each view's window."""
+
     name = "item-text"
     uses_llm = False
 
     def __init__(self, config):
-        window = config["intent_item_text_short_window"]
-        self.window = int(3 if window is None else window)
-        if self.window < 1:
-            raise ValueError(f"intent_item_text_short_window must be >= 1, got {self.window}.")
+        self.windows = ViewWindows(config)
 
     def settings(self):
         """The config keys this backend reads (enough to rebuild it: ``ItemTextBackend(settings)``)."""
-        return {"intent_item_text_short_window": self.window}
+        long, short = self.windows.windows
+        return {"intent_long_window": long, "intent_short_window": short}
 
     def provenance(self):
         return {"llm": None, "note": "no-LLM baseline: mean of item-text embeddings",
-                "item_text_window": self.window}
+                "windows": self.windows.as_dict()}
 
     def selection(self, items, view):
-        """Items whose text stands for the view's answer."""
-        return list(items) if VIEWS[view] == "long" else list(items)[-self.window:]
+        """Items whose text stands for the view's answer (those its prompt would list)."""
+        return self.windows.select(items, view)
 
     def answer_embeddings(self, items_lists, views, item_index, item_emb):
         """Mean item-text embedding of each (items, view), as one sparse product."""

@@ -6,7 +6,8 @@ Any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, h
 with the standard library only: bounded concurrency, timeouts, retries with exponential backoff on
 429 / 5xx / timeouts / connection errors. The API key is read from the environment variable named
 by ``openai_api_key_env`` and is never logged nor stored. A failed request is returned as a
-failure (recorded in the side file and retried on the next run), never as an empty intent.
+failure (recorded in the side file and retried on the next run), never as an empty intent. Token
+counts are read from the response's ``usage`` when the server sends it.
 """
 
 import json
@@ -20,11 +21,22 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from http.client import HTTPException
 
 from recbole_llm4sbr.intent.backends import Generation, clean_answer
+from recbole_llm4sbr.intent.prompts import ViewWindows
 
 RETRY_STATUS = {408, 409, 425, 429}
 
 
+def usage_tokens(data):
+    """``(prompt_tokens, completion_tokens)`` of a response's ``usage``; ``None`` where absent."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    return tuple(usage[k] if isinstance(usage.get(k), int) else None
+                 for k in ("prompt_tokens", "completion_tokens"))
+
+
 class OpenAIBackend:
+    """An OpenAI-compatible chat-completions server, bounded concurrency and retries."""
+
     name = "openai"
     uses_llm = True
 
@@ -48,13 +60,15 @@ class OpenAIBackend:
         backoff = config["openai_backoff"]
         self.backoff = float(1.0 if backoff is None else backoff)
         self.concurrency = max(1, int(config["openai_concurrency"] or 8))
+        self.windows = ViewWindows(config)
 
     def __repr__(self):  # never shows the key
         return f"OpenAIBackend(url={self.url!r}, model={self.model!r})"
 
     def provenance(self):
         return {"llm": str(self.model),
-                "decoding": {"temperature": self.temperature, "max_tokens": self.max_tokens}}
+                "decoding": {"temperature": self.temperature, "max_tokens": self.max_tokens},
+                "windows": self.windows.as_dict()}
 
     def _post(self, messages):
         body = json.dumps({"model": self.model, "messages": messages,
@@ -78,7 +92,7 @@ class OpenAIBackend:
                     content = data["choices"][0]["message"]["content"]
                 except (KeyError, IndexError, TypeError):
                     return Generation(error=f"malformed response: {str(data)[:200]}")
-                return clean_answer(content)
+                return clean_answer(content, *usage_tokens(data))
             except urllib.error.HTTPError as e:
                 detail = e.read()[:200].decode("utf-8", "replace") if e.fp else ""
                 error = f"HTTP {e.code}: {detail}".strip()

@@ -3,19 +3,24 @@ r"""
 recbole_llm4sbr.intent.backends.transformers_backend
 ####################################################
 A local causal LM (any model directory with a chat template), batched generation with left
-padding. Greedy decoding by default (reproducible); ``trust_remote_code`` only when asked.
+padding. Greedy decoding by default (reproducible); ``trust_remote_code`` only when asked. Each
+answer carries its prompt tokens (from the attention mask) and generated tokens (up to and
+including eos, padding excluded).
 """
 
 import os
 from logging import getLogger
 
 from recbole_llm4sbr.intent.backends import Generation, clean_answer
+from recbole_llm4sbr.intent.prompts import ViewWindows
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
 class TransformersBackend:
+    """A local causal LM directory, batched greedy (or sampled) generation."""
+
     name = "transformers"
     uses_llm = True
 
@@ -30,6 +35,7 @@ class TransformersBackend:
                 "directory, e.g. --transformers_model_path=/models/Qwen2.5-7B-Instruct)."
             )
         self.path = str(path)
+        self.windows = ViewWindows(config)
         trust = bool(config["transformers_trust_remote_code"])
         device = config["transformers_device"] or "auto"
         if device == "auto":
@@ -55,13 +61,17 @@ class TransformersBackend:
         ).to(device)
         self.model.eval()
         self.device = device
+        eos = self.model.generation_config.eos_token_id
+        eos = list(eos) if isinstance(eos, (list, tuple)) else [eos]
+        self.eos_ids = {int(i) for i in eos + [self.tokenizer.eos_token_id] if i is not None}
         if not getattr(self.tokenizer, "chat_template", None):
             getLogger(__name__).warning(
                 f"[{self.path}] has no chat template: prompts are sent as plain text."
             )
 
     def provenance(self):
-        return {"llm": os.path.basename(os.path.normpath(self.path)), "decoding": self.decoding}
+        return {"llm": os.path.basename(os.path.normpath(self.path)), "decoding": self.decoding,
+                "windows": self.windows.as_dict()}
 
     def _encode(self, conversations):
         tok = self.tokenizer
@@ -82,7 +92,22 @@ class TransformersBackend:
                 **enc, pad_token_id=self.tokenizer.pad_token_id, **self.decoding
             )
         new = out[:, enc["input_ids"].shape[1]:]
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        return texts, prompt_tokens, self.count_new_tokens(new)
+
+    def count_new_tokens(self, new):
+        """Generated tokens per row of ``new`` [B, T]: up to and including the first eos; a row
+        that never ends counts its tokens other than padding."""
+        import torch
+
+        is_eos = torch.zeros_like(new, dtype=torch.bool)
+        for i in self.eos_ids:
+            is_eos |= new == i
+        ended = is_eos.any(dim=1)
+        first_eos = is_eos.int().argmax(dim=1)
+        unpadded = (new != self.tokenizer.pad_token_id).sum(dim=1)
+        return torch.where(ended, first_eos + 1, unpadded).tolist()
 
     def generate(self, conversations, progress=None):
         """One :class:`Generation` per conversation; ``progress(n)`` is called as prompts finish."""
@@ -90,7 +115,7 @@ class TransformersBackend:
         for start in range(0, len(conversations), self.batch_size):
             batch = conversations[start:start + self.batch_size]
             try:
-                results.extend(clean_answer(text) for text in self._generate_batch(batch))
+                results.extend(map(clean_answer, *self._generate_batch(batch)))
             except Exception as e:  # e.g. out of memory: recorded, retried on the next run
                 getLogger(__name__).warning(f"Generation failed for a batch: {e!r}")
                 results.extend(Generation(error=f"{type(e).__name__}: {e}") for _ in batch)
