@@ -180,6 +180,43 @@ def bar_chart(summary, dataset, path):
 
 
 # ---------------------------------------------------------------------------- driver
+def run_children(specs, jobs=1, deadline=None, status=None):
+    """Run the (model, seed) ``specs`` as child processes, ``jobs`` at a time (one torch thread
+    each unless OMP_NUM_THREADS says otherwise). After ``deadline`` seconds no run starts and the
+    running ones are stopped: the finished ones are kept and a rerun does the rest."""
+    status = status if status is not None else {"ran": [], "skipped": [], "failed": []}
+    start, queue, running = time.monotonic(), list(specs), []
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    while queue or running:
+        late = deadline is not None and time.monotonic() - start > deadline
+        while queue and len(running) < max(1, jobs) and not late:
+            spec = queue.pop(0)
+            print(f"[run] {spec['model']} seed {spec['seed']}", flush=True)
+            running.append((spec, subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                                                    "--_child", json.dumps(spec)], env=env)))
+        if late:
+            for spec, proc in running:
+                proc.kill()
+                print(f"[stopped] {spec['model']} seed {spec['seed']}: deadline", file=sys.stderr)
+            status["stopped"] = [(s["model"], s["seed"]) for s, _ in running] + [
+                (s["model"], s["seed"]) for s in queue]
+            return status
+        for item in list(running):
+            spec, proc = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            key = (spec["model"], spec["seed"])
+            if proc.returncode != 0 or not os.path.exists(spec["json"]):
+                status["failed"].append(key)
+                print(f"[failed] {key[0]} seed {key[1]} (exit {proc.returncode})", file=sys.stderr)
+            else:
+                status["ran"].append(key)
+        time.sleep(0.2)
+    return status
+
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", "-d", default="ml-100k")
@@ -189,6 +226,9 @@ def parse_args(argv):
     parser.add_argument("--out", default=None, help="default: benchmarks/results/<dataset>")
     parser.add_argument("--config_files", default=None, help="space-separated yaml files")
     parser.add_argument("--keep_checkpoints", action="store_true", help="keep each run's .pth")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="seconds after which no run starts and running ones stop (resumable)")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args(argv)
     bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
@@ -211,10 +251,10 @@ def main(argv=None):
     config_files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
     overrides = {"checkpoint_dir": os.path.join(out, "saved"), **args.overrides}
     status = {"ran": [], "skipped": [], "failed": []}
-    records = []
+    paths, todo = {}, []
     for model in models:
         for seed in seeds:
-            path = os.path.join(out, "runs", f"{model}-seed{seed}.json")
+            path = paths[(model, seed)] = os.path.join(out, "runs", f"{model}-seed{seed}.json")
             if os.path.exists(path):
                 status["skipped"].append((model, seed))
                 print(f"[skip] {model} seed {seed}: {path} exists")
@@ -223,18 +263,13 @@ def main(argv=None):
                         print(f"[warn] {path} was run with other overrides; use another --out",
                               file=sys.stderr)
             else:
-                spec = dict(model=model, dataset=args.dataset, seed=seed, json=path,
-                            config_files=config_files, overrides=overrides,
-                            keep_checkpoints=args.keep_checkpoints)
-                print(f"[run] {model} seed {seed}", flush=True)
-                env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-                proc = subprocess.run([sys.executable, os.path.abspath(__file__),
-                                       "--_child", json.dumps(spec)], env=env)
-                if proc.returncode != 0 or not os.path.exists(path):
-                    status["failed"].append((model, seed))
-                    print(f"[failed] {model} seed {seed} (exit {proc.returncode})", file=sys.stderr)
-                    continue
-                status["ran"].append((model, seed))
+                todo.append(dict(model=model, dataset=args.dataset, seed=seed, json=path,
+                                 config_files=config_files, overrides=overrides,
+                                 keep_checkpoints=args.keep_checkpoints))
+    run_children(todo, args.jobs, args.deadline, status)
+    records = []
+    for key, path in paths.items():
+        if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 records.append(json.load(f))
     summary = summarise(records, models)

@@ -1,6 +1,7 @@
 """Hyper-parameter search (Ray Tune and hyperopt) and the benchmark harness, on a tiny dataset."""
 
 import csv
+import json
 import os
 import sys
 
@@ -123,8 +124,12 @@ def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
     out = tmp_path / "bench"
     argv = ["--dataset", "tiny", "--models", "GRU4Rec,STAMP", "--seeds", "2",
             "--out", str(out), "--config_files", str(config_file), "--epochs=1"]
-    first = compare.main(argv)
+    stopped = compare.main(argv + ["--deadline", "0"])  # nothing starts, nothing is written
+    assert len(stopped["stopped"]) == 4 and not os.listdir(out / "runs")
+    first = compare.main(argv + ["--jobs", "2"])
     assert len(first["ran"]) == 4 and not first["failed"]
+    records = [json.loads(p.read_text()) for p in (out / "runs").iterdir()]
+    assert all(r["epochs_trained"] == 1 and r["best_epoch"] == 0 for r in records)
     table = (out / "table.md").read_text()
     assert "| GRU4Rec |" in table and "| STAMP |" in table
     assert table.count("±") >= 2 * 8  # recall/mrr/ndcg @10/@20, s/epoch, peak memory
