@@ -14,10 +14,15 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["recbole_llm4sbr", "recbole_llm4sbr.*"]),
     install_requires=install_requires,
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # HTTP endpoint of recbole_llm4sbr.serve, and the client its tests use
+        "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "httpx==0.28.1"],
+    },
     entry_points={
         "console_scripts": [
             "llm4sbr-intent=recbole_llm4sbr.intent.__main__:main",
+            "llm4sbr-serve=recbole_llm4sbr.serve.__main__:main",
         ]
     },
     license="MIT",
