@@ -19,6 +19,7 @@ Every error body is ``{"error": {"type", "message", ...}}``, and no bad request 
 import socket
 import threading
 import time
+from functools import partial
 from logging import getLogger
 from typing import List, Union
 
@@ -28,6 +29,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -36,9 +38,17 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from recbole_llm4sbr.serve.errors import ServeError
 
+
 logger = getLogger(__name__)
 Token = Union[StrictStr, StrictInt]
 DEFAULT_HOST = "127.0.0.1"
+
+
+class InternalError(ServeError):
+    """An unexpected failure while answering (logged with its traceback)."""
+
+    status = 500
+    kind = "internal_error"
 
 
 class RecommendOptions(BaseModel):
@@ -153,27 +163,39 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
                                  f"(the model uses the last {recommender.max_len}).")
 
     @app.get("/health")
-    def health():
+    async def health():
         return {"status": "ok"}
 
     @app.get("/info")
-    def info():
+    async def info():
         return {**recommender.info(), "limits": limits}
 
+    async def answer(sessions, request):
+        """Scores in the event loop (a few ms of CPU under the model's lock anyway); a source
+        that waits on the network (openai) runs in the thread pool instead."""
+        check(sessions)
+        call = partial(recommender.recommend_many, sessions, request.k, request.exclude_seen,
+                       request.explain, request.skip_unknown)
+        try:
+            if getattr(recommender.source, "blocking_io", False):
+                return await run_in_threadpool(call)
+            return call()
+        except ServeError:
+            raise
+        except Exception as e:  # answered as a 500 here, so uvicorn keeps the connection open
+            logger.exception(f"recommendation for {len(sessions)} session(s) failed")
+            raise InternalError(f"{type(e).__name__} while serving the request; see the server "
+                                f"log") from None
+
     @app.post("/recommend")
-    def recommend(request: RecommendRequest):
-        check([request.items])
-        return recommender.recommend(request.items, request.k, request.exclude_seen,
-                                     request.explain, request.skip_unknown)
+    async def recommend(request: RecommendRequest):
+        return JSONResponse((await answer([request.items], request))[0])
 
     @app.post("/recommend/batch")
-    def recommend_batch(request: BatchRequest):
-        check(request.sessions)
+    async def recommend_batch(request: BatchRequest):
         if not request.sessions:
             raise ServeError("sessions is empty: give at least one session.")
-        return {"results": recommender.recommend_many(
-            request.sessions, request.k, request.exclude_seen, request.explain,
-            request.skip_unknown)}
+        return JSONResponse({"results": await answer(request.sessions, request)})
 
     return app
 
@@ -196,7 +218,9 @@ class BackgroundServer(object):
 
     def __init__(self, app, host=DEFAULT_HOST, **kwargs):
         kwargs.setdefault("log_level", "warning")
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, as getaddrinfo gives: asyncio sets TCP_NODELAY only on such sockets
+        # (with proto 0 every response waits ~40 ms for the client's delayed ACK)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.host, self.port = self.sock.getsockname()[:2]

@@ -63,7 +63,7 @@ def _build_model(config, marker, path):
                     f"[{config['dataset']}] from [{config['data_path']}].")
     from recbole_llm4sbr.utils import create_dataset
 
-    dataset = create_dataset(config)
+    dataset = create_dataset(config).build()[0]  # the training split, as the trainer built it
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
     if tokens != marker["items"]["tokens"]:
         raise CheckpointError(

@@ -35,6 +35,7 @@ class IntentSource(object):
     """Intents of new sessions; subclasses implement :meth:`intents`."""
 
     name = None
+    blocking_io = False  # True: waits on the network (the HTTP app runs it in a thread pool)
 
     def intents(self, items_lists, explain=False):
         raise NotImplementedError
@@ -133,6 +134,7 @@ class OpenAISource(LocalizingSource):
     Answers are cached per (view, prompt) in an LRU of ``cache_size`` entries."""
 
     name = "openai"
+    blocking_io = True
 
     def __init__(self, config, catalogue, item_texts, item_emb, localization, encoder=None,
                  backend=None, cache_size=4096):
