@@ -11,7 +11,7 @@ _TRAINED = {}
 
 
 def serve_config_dict(root, **overrides):
-    return tiny_config_dict(root, intent_show_progress=False, **SMALL_BACKBONE, **overrides)
+    return tiny_config_dict(root, intent_show_progress=False, **dict(SMALL_BACKBONE, **overrides))
 
 
 def tiny_root(factory):
@@ -26,16 +26,18 @@ def tiny_root(factory):
     return _TRAINED["root"]
 
 
-def checkpoint(factory, model):
+def checkpoint(factory, model, **overrides):
     """Path of a checkpoint of ``model`` trained one epoch on the tiny dataset (cached)."""
     root = tiny_root(factory)
-    if model not in _TRAINED:
+    key = (model, tuple(sorted(overrides.items())))
+    if key not in _TRAINED:
         from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 
-        result = run_recbole_llm4sbr(model=model, dataset="tiny", config_dict=serve_config_dict(root))
-        _TRAINED[model] = result["checkpoint"]
+        result = run_recbole_llm4sbr(model=model, dataset="tiny",
+                                     config_dict=serve_config_dict(root, **overrides))
+        _TRAINED[key] = result["checkpoint"]
         assert os.path.isfile(result["checkpoint"])
-    return _TRAINED[model]
+    return _TRAINED[key]
 
 
 def raw_sessions(root):

@@ -33,11 +33,11 @@ def llm4sbr(tmp_path_factory):
     return Recommender.from_checkpoint(checkpoint(tmp_path_factory, "LLM4SBR_SRGNN"))
 
 
-def full_sort_topk(root, model, path, k):
+def full_sort_topk(root, model, path, k, **overrides):
     """RecBole's own full-sort evaluation of the test split: per session, the test sample's
     interaction and the top-k item tokens and scores."""
     config, dataset, (_, _, test_data), net, trainer = _prepare(model, "tiny", None,
-                                                                  serve_config_dict(root))
+                                                                  serve_config_dict(root, **overrides))
     net.load_state_dict(torch.load(path, weights_only=False)["state_dict"])
     net.eval()
     trainer.tot_item_num = test_data._dataset.item_num
@@ -53,15 +53,20 @@ def full_sort_topk(root, model, path, k):
     return out
 
 
-@pytest.mark.parametrize("model", LLM4SBR_MODELS + ["SRGNN", "GRU4Rec"])
-def test_recommend_equals_full_sort_evaluation_on_the_test_split(root, tmp_path_factory, model):
-    path = checkpoint(tmp_path_factory, model)
-    expected = full_sort_topk(root, model, path, K)
+# FEARec reads the training interactions when it is built: serving loads the dataset for it
+@pytest.mark.parametrize("model,overrides", [(m, {}) for m in LLM4SBR_MODELS + ["SRGNN", "GRU4Rec"]]
+                         + [("FEARec", {"n_layers": 2})])
+def test_recommend_equals_full_sort_evaluation_on_the_test_split(root, tmp_path_factory, model,
+                                                                 overrides, caplog):
+    path = checkpoint(tmp_path_factory, model, **overrides)
+    expected = full_sort_topk(root, model, path, K, **overrides)
     sessions = raw_sessions(root)
     names = sorted(expected)
     prefixes = [sessions[s][:-1] for s in names]  # untruncated: the test target is the last item
     assert any(len(p) > 5 for p in prefixes)  # some are truncated to MAX_ITEM_LIST_LENGTH
-    rec = Recommender.from_checkpoint(path, dataset="tiny")
+    with caplog.at_level("INFO", logger="recbole_llm4sbr.serve.loading"):
+        rec = Recommender.from_checkpoint(path, dataset="tiny")
+    assert ("loading dataset [tiny]" in caplog.text) == (model == "FEARec")
     results = rec.recommend_many(prefixes, k=K, exclude_seen=False, batch_size=16)
     assert len(results) == len(names) == 40
     for s, prefix, result in zip(names, prefixes, results):
