@@ -23,34 +23,37 @@ import yaml
 from recbole_llm4sbr.utils import quiet_recbole_warnings
 
 
+COMMANDS = {"recommend": "top-k for one session, printed",
+            "serve": "HTTP JSON endpoint (needs the serve extra)",
+            "info": "what the checkpoint serves"}
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="python -m recbole_llm4sbr.serve",
                                 description="Recommendations for new sessions from a checkpoint.")
     sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (("recommend", "top-k for one session, printed"),
-                       ("serve", "HTTP JSON endpoint (needs the serve extra)"),
-                       ("info", "what the checkpoint serves")):
-        s = sub.add_parser(name, help=text)
+    parsers = {name: sub.add_parser(name, help=text) for name, text in COMMANDS.items()}
+    for s in parsers.values():
         s.add_argument("--checkpoint", required=True, help="a .pth written by the plugin's trainer")
         s.add_argument("--source", default="item-text", help="intent source of LLM4SBR models")
         s.add_argument("--dataset", default=None, help="refuse a checkpoint of another dataset")
         s.add_argument("--device", default="cpu")
         s.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-        if name == "recommend":
-            s.add_argument("--items", required=True, help="comma-separated raw item tokens")
-            s.add_argument("--k", type=int, default=10)
-            s.add_argument("--include-seen", action="store_true", help="keep the session's items")
-            s.add_argument("--skip-unknown", action="store_true", help="drop unknown tokens")
-            s.add_argument("--explain", action="store_true", help="per view: answer, items, gate")
-            s.add_argument("--json", action="store_true", help="print the result as JSON")
-        if name == "serve":
-            s.add_argument("--host", default="127.0.0.1", help="default: loopback only")
-            s.add_argument("--port", type=int, default=8000)
-            s.add_argument("--max-body-bytes", type=int, default=1 << 20)
-            s.add_argument("--max-items", type=int, default=1000, help="items per session")
-            s.add_argument("--max-batch", type=int, default=256, help="sessions per request")
-            s.add_argument("--log-level", default="info")
-            s.add_argument("--no-access-log", action="store_true")
+    r = parsers["recommend"]
+    r.add_argument("--items", required=True, help="comma-separated raw item tokens")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--include-seen", action="store_true", help="keep the session's items")
+    r.add_argument("--skip-unknown", action="store_true", help="drop unknown tokens")
+    r.add_argument("--explain", action="store_true", help="per view: answer, items, gate")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    h = parsers["serve"]
+    h.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    h.add_argument("--port", type=int, default=8000)
+    h.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    h.add_argument("--max-items", type=int, default=1000, help="items per session")
+    h.add_argument("--max-batch", type=int, default=256, help="sessions per request")
+    h.add_argument("--log-level", default="info")
+    h.add_argument("--no-access-log", action="store_true")
     return p
 
 
