@@ -260,3 +260,18 @@ def test_cli_recommend(tmp_path_factory, capsys):
     assert "unknown item token(s) ['bad']" in capsys.readouterr().err
     assert main(["info", "--checkpoint", path, "--dataset", "other"]) == 2
     assert "not 'other'" in capsys.readouterr().err
+
+
+def test_concurrent_requests_get_their_own_intents_and_gates(root, llm4sbr):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = [items[:-1] for items in raw_sessions(root).values()][:24]
+    expected = [llm4sbr.recommend(s, k=5, explain=True) for s in sessions]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda s: llm4sbr.recommend(s, k=5, explain=True), sessions))
+    assert len({tuple(x["item"] for x in r["items"]) for r in got}) > 1
+    for want, have in zip(expected, got):
+        assert [x["item"] for x in have["items"]] == [x["item"] for x in want["items"]]
+        for view in ("long", "short"):
+            assert have["explain"]["views"][view]["gate"] == pytest.approx(
+                want["explain"]["views"][view]["gate"], abs=1e-6)

@@ -67,7 +67,9 @@ class Recommender(object):
             source_options: passed to the source (``encoder``, ``backend``, ``cache_size``).
         """
         model, config, marker = load_model(path, dataset, device, config_overrides)
-        if uses_intents(type(model)) and not isinstance(source, IntentSource):
+        if not uses_intents(type(model)) and source not in (None, "item-text"):
+            logger.warning(f"{config['model']} uses no intents: intent source {source!r} ignored.")
+        elif uses_intents(type(model)) and not isinstance(source, IntentSource):
             source = make_source(source or "item-text", config, marker, log=logger,
                                  **source_options)
         recommender = cls(model, config, marker, source, device)
@@ -118,17 +120,18 @@ class Recommender(object):
     def _scores(self, interaction, explain):
         """Full-sort scores [B, N + 1] and, with ``explain``, the gate values per view."""
         gates, hooks = [None] * len(VIEWS), []
-        if explain and self.uses_intents:
-            for v, gate in enumerate(getattr(self.model, "intent_gates", [])):
-                hooks.append(gate.register_forward_hook(
-                    lambda mod, args, out, v=v: gates.__setitem__(v, out.detach())))
-        try:
-            with self._lock, torch.no_grad():
-                scores = self.model.full_sort_predict(interaction)
-                recorded = getattr(getattr(self.model, "_intent_batch", None), "alpha", None)
-        finally:
-            for h in hooks:
-                h.remove()
+        with self._lock:  # hooks too: a concurrent request must not see them
+            if explain and self.uses_intents:
+                for v, gate in enumerate(getattr(self.model, "intent_gates", [])):
+                    hooks.append(gate.register_forward_hook(
+                        lambda mod, args, out, v=v: gates.__setitem__(v, out.detach())))
+            try:
+                with torch.no_grad():
+                    scores = self.model.full_sort_predict(interaction)
+                    recorded = getattr(getattr(self.model, "_intent_batch", None), "alpha", None)
+            finally:
+                for h in hooks:
+                    h.remove()
         if explain and recorded is not None and all(a is not None for a in recorded):
             gates = list(recorded)  # the model's own record of alpha, whatever the gate form
         elif explain and getattr(self.model, "intent_gate", None) == "fixed":
@@ -175,6 +178,7 @@ class Recommender(object):
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ServeError(f"k must be a positive integer, got {k!r}.")
+        sessions = list(sessions)
         prepared = [self.prepare(items, skip_unknown, where=f"session {i}" if len(sessions) > 1
                                  else "session") for i, items in enumerate(sessions)]
         results = []
