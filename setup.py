@@ -16,8 +16,10 @@ setup(
     install_requires=install_requires,
     extras_require={
         "test": ["pytest>=8"],
-        # HTTP endpoint of recbole_llm4sbr.serve, and the client its tests use
-        "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "httpx==0.28.1"],
+        # HTTP endpoint of recbole_llm4sbr.serve (uvicorn with its C parser and event loop, as
+        # uvicorn[standard] has them), and the client its tests use
+        "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0",
+                  "httpx==0.28.1"],
     },
     entry_points={
         "console_scripts": [
