@@ -18,10 +18,15 @@ setup(
         "test": ["pytest>=8"],
         # prepare-model: read the offline demo LLM's GGUF with transformers
         "llm": ["gguf==0.19.0", "accelerate==1.15.0"],
+        # HTTP endpoint of recbole_llm4sbr.serve (uvicorn with its C parser and event loop, as
+        # uvicorn[standard] has them), and the client its tests use
+        "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0",
+                  "httpx==0.28.1"],
     },
     entry_points={
         "console_scripts": [
             "llm4sbr-intent=recbole_llm4sbr.intent.__main__:main",
+            "llm4sbr-serve=recbole_llm4sbr.serve.__main__:main",
         ]
     },
     license="MIT",

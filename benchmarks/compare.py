@@ -46,6 +46,9 @@ def child(spec):
 
     overrides = RecBoleConfig._convert_config_dict(None, dict(spec["overrides"]))
     config_dict = {"show_progress": False, **overrides, "seed": spec["seed"]}
+    # one folder per run: RecBole names checkpoints by model and second, which parallel runs share
+    config_dict["checkpoint_dir"] = os.path.join(
+        config_dict.get("checkpoint_dir") or "saved", f"{spec['model']}-seed{spec['seed']}")
     start = time.perf_counter()
     result = run_recbole_llm4sbr(model=spec["model"], dataset=spec["dataset"],
                                  config_file_list=spec["config_files"], config_dict=config_dict)

@@ -4,13 +4,18 @@ recbole_llm4sbr.trainer
 #######################
 RecBole's checkpoints hold the whole ``Config``; torch >= 2.6 refuses to unpickle them with its
 default ``weights_only=True``. The trainers returned by :func:`with_checkpoint_loading` load the
-plugin's own (trusted) checkpoints with ``weights_only=False``.
+plugin's own (trusted) checkpoints with ``weights_only=False``, and add the plugin's marker
+(:mod:`recbole_llm4sbr.checkpoint`: item map, item text, intent-source state) to every checkpoint
+they save, which is what :mod:`recbole_llm4sbr.serve` needs to score new sessions.
 """
 
+import os
 import time
 
 import torch
 from recbole.trainer import Trainer
+
+from recbole_llm4sbr.checkpoint import MARKER_KEY, serving_marker
 
 
 def load_checkpoint(path, device="cpu"):
@@ -20,7 +25,24 @@ def load_checkpoint(path, device="cpu"):
 
 class CheckpointLoadingMixin:
     """Best-model reload and resume that work on torch >= 2.6; records seconds per epoch and the
-    validation score of every evaluation; tells LLM4SBR models the epoch (tau schedule)."""
+    validation score of every evaluation; tells LLM4SBR models the epoch (tau schedule); marks
+    every saved checkpoint as the plugin's (``checkpoint["recbole_llm4sbr"]``)."""
+
+    def fit(self, train_data, *args, **kwargs):
+        self.serving_marker = serving_marker(self.config, train_data._dataset)
+        return super().fit(train_data, *args, **kwargs)
+
+    def _save_checkpoint(self, epoch, *args, **kwargs):
+        super()._save_checkpoint(epoch, *args, **kwargs)
+        path = kwargs.get("saved_model_file", self.saved_model_file)
+        marker = getattr(self, "serving_marker", None)
+        if marker is None or not os.path.isfile(path):  # not fitted here, or not rank 0
+            return
+        state = load_checkpoint(path)
+        state[MARKER_KEY] = marker
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save(state, tmp, pickle_protocol=4)
+        os.replace(tmp, path)
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         if hasattr(self.model, "intent_epoch"):

@@ -90,13 +90,21 @@ def texts_sha256(texts):
     return h.hexdigest()
 
 
+def item_embeddings_cache_file(name, path, texts, cache_dir):
+    """The ``.npy`` that caches the embeddings of ``texts`` by the encoder ``name`` at ``path``
+    (``None`` without a cache dir); known without loading the encoder."""
+    if not cache_dir:
+        return None
+    key = hashlib.sha256(f"{name}\n{path}\n{texts_sha256(texts)}".encode()).hexdigest()
+    return os.path.join(cache_dir, f"items-{key[:24]}.npy")
+
+
 def item_embeddings(encoder, texts, cache_dir=None, progress=False):
     """Embeddings of the catalogue texts, cached in ``cache_dir`` keyed by encoder and texts.
 
     Returns ``(embeddings, from_cache)``.
     """
-    key = hashlib.sha256(f"{encoder.name}\n{encoder.path}\n{texts_sha256(texts)}".encode()).hexdigest()
-    cache = os.path.join(cache_dir, f"items-{key[:24]}.npy") if cache_dir else None
+    cache = item_embeddings_cache_file(encoder.name, encoder.path, texts, cache_dir)
     if cache and os.path.isfile(cache):
         emb = np.load(cache)
         if emb.shape == (len(texts), encoder.dim):
