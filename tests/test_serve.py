@@ -275,3 +275,38 @@ def test_concurrent_requests_get_their_own_intents_and_gates(root, llm4sbr):
         for view in ("long", "short"):
             assert have["explain"]["views"][view]["gate"] == pytest.approx(
                 want["explain"]["views"][view]["gate"], abs=1e-6)
+
+
+def test_predictor_source_gives_the_side_files_predicted_intents(tmp_path_factory):
+    """A side file built on an LLM budget: test prefixes got predicted intents; serving them
+    through the saved predictor gives the same intents and RecBole's top-k."""
+    from test_intent_budget import NextItemLLM
+    from intent_fixtures import intent_config, write_tiny_dataset
+    from recbole_llm4sbr.data.side_file import SOURCES, read_side_file
+    from recbole_llm4sbr.intent import build_intent_file
+    from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
+
+    root = tmp_path_factory.mktemp("predicted")
+    write_tiny_dataset(str(root))
+    config = intent_config(root, intent_backend="transformers", intent_llm_budget=1.0,
+                           intent_llm_select="per-session", intent_predictor_epochs=20)
+    side_path = build_intent_file(config, backend=NextItemLLM(), encoder=shared_encoder())
+    side = read_side_file(side_path)
+    assert (side.source == SOURCES.index("predicted")).sum() > 0
+    path = run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="tiny",
+                               config_dict=serve_config_dict(root))["checkpoint"]
+    expected = full_sort_topk(root, "LLM4SBR_SRGNN", path, K)
+    rec = Recommender.from_checkpoint(path, source="predictor")
+    assert isinstance(rec.source, PredictorSource)
+    tokens = rec.item_tokens
+    items = [list(tokens[e[0]["item_id_list"][:int(e[0]["item_length"])].numpy()])
+             for e in expected.values()]
+    got = rec.source.intents(items)
+    for view in ("long", "short"):
+        want = np.stack([e[0]["intent_" + view].numpy() for e in expected.values()])
+        assert np.abs(want).sum() > 0
+        np.testing.assert_allclose(got[view], want, rtol=0, atol=1e-6)
+    results = rec.recommend_many(items, k=K, exclude_seen=False)
+    for (_, top_items, top_scores), result in zip(expected.values(), results):
+        assert [x["item"] for x in result["items"]] == top_items
+        np.testing.assert_allclose([x["score"] for x in result["items"]], top_scores, atol=1e-5)
