@@ -180,7 +180,8 @@ class IntentBuilder:
                     f"(backend {self.backend.name}"
                     f"{', the no-LLM baseline' if not self.backend.uses_llm else ''}).")
         failures = []
-        size = int(c["intent_shard_size"] or 2048)
+        # an LLM answers about one prompt a second on a CPU: commit often enough to resume
+        size = int(c["intent_shard_size"] or (128 if self.backend.uses_llm else 2048))
         bar = tqdm(total=len(groups), desc=f"intents ({self.backend.name})", unit="prompt",
                    disable=not self.progress)
         for start in range(0, len(groups), size):
