@@ -150,3 +150,56 @@ def test_uncertainty_needs_a_checkpoint():
            "intent_llm_scope": None, "intent_fill": None, "intent_uncertainty_checkpoint": None}
     with pytest.raises(ValueError, match="intent_uncertainty_checkpoint"):
         llm_plan(cfg)
+
+
+def test_uncertainty_selects_the_prefixes_a_trained_model_is_least_sure_of(root):
+    import torch
+    from recbole.data import data_preparation
+
+    from recbole_llm4sbr.intent.budget import eligible_rows, entropy_scores
+    from recbole_llm4sbr.intent.pipeline import listing_dataset
+    from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
+    from recbole_llm4sbr.utils import create_dataset
+    from conftest import tiny_config_dict
+
+    ckpt = run_recbole_llm4sbr(model="SRGNN", dataset="tiny",
+                               config_dict=tiny_config_dict(root, step=1))["checkpoint"]
+    llm = NextItemLLM()
+    path, config = build(root, llm, intent_llm_budget=30, intent_llm_select="uncertainty",
+                         intent_uncertainty_checkpoint=ckpt, intent_fill="item-text")
+    dataset = listing_dataset(config)
+    table = dataset.prefix_table()
+    pool = eligible_rows(dataset, table, "train")
+    scores = entropy_scores(ckpt, dataset, table, pool)
+    assert np.isfinite(scores).all() and scores.std() > 0
+    # the entropies are those of RecBole's own scores for the same training samples
+    from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.utils import get_model
+
+    state = torch.load(ckpt, weights_only=False)
+    cfg = Config(model="SRGNN", dataset="tiny", config_dict=tiny_config_dict(root, step=1))
+    train, _, _ = data_preparation(cfg, create_dataset(cfg))
+    model = get_model("SRGNN")(cfg, train._dataset)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    short = torch.nonzero(train._dataset.inter_feat["item_length"] < 5).flatten()[:8]
+    batch = train._dataset[short]  # untruncated prefixes: item_length is the prefix length
+    with torch.no_grad():
+        logp = torch.log_softmax(model.full_sort_predict(batch)[:, 1:].double(), dim=1)
+    want = -(logp.exp() * logp).sum(1).numpy()
+    sessions = train._dataset.field2id_token["session_id"][batch["session_id"].numpy()]
+    lens = batch["item_length"].numpy()
+    row_of = {(s, p): i for i, (s, p) in enumerate(zip(table["session"], table["prefix_len"]))}
+    pos = {r: j for j, r in enumerate(pool)}
+    got = [scores[pos[row_of[(s, int(p))]]] for s, p in zip(sessions, lens)]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # the LLM got the highest-entropy prefixes
+    side = read_side_file(path)
+    sent = set(zip(side.session[side.source == 0].tolist(), side.prefix_len[side.source == 0].tolist()))
+    top = [pool[j] for j in np.argsort(-scores)[:5]]
+    assert all((table["session"][r], table["prefix_len"][r]) in sent for r in top)
+    assert len(llm.prompts) == 30
+    with pytest.raises(ValueError, match="needs intents itself"):
+        entropy_scores(run_recbole_llm4sbr(model="LLM4SBR_STAMP", dataset="tiny",
+                                           config_dict=tiny_config_dict(root))["checkpoint"],
+                       dataset, table, pool[:3])
