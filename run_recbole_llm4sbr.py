@@ -14,10 +14,12 @@ from recbole_llm4sbr.data.side_file import SideFileError
 from recbole_llm4sbr.intent.item_text import ItemTextError
 from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
+from recbole_llm4sbr.settings import SettingError
 from recbole_llm4sbr.utils import UnknownModelError, quiet_recbole_warnings
 
 # bad input or settings: reported in one line, without a traceback
-USER_ERRORS = (UnknownModelError, FileNotFoundError, SideFileError, ItemTextError, IntentGenerationFailed)
+USER_ERRORS = (UnknownModelError, FileNotFoundError, SideFileError, ItemTextError,
+               IntentGenerationFailed, SettingError)
 
 
 def main():

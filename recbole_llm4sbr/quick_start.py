@@ -17,6 +17,7 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.data.dataset import resolve_intent_path
 from recbole_llm4sbr.data.side_file import read_meta
+from recbole_llm4sbr.settings import validate
 from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
 
 
@@ -46,6 +47,7 @@ def _prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
     config = Config(
         model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
     )
+    validate(config)  # a bad setting fails here, before any data loads
     init_seed(config["seed"], config["reproducibility"])
     if config["torch_num_threads"]:
         torch.set_num_threads(int(config["torch_num_threads"]))

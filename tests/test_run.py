@@ -108,3 +108,12 @@ def test_vectorized_session_graph_gives_identical_metrics(tiny_root, model):
         results[graph] = run_recbole_llm4sbr(model=model, dataset="tiny", config_dict=config_dict)
     assert results["vectorized"]["best_valid_result"] == results["recbole"]["best_valid_result"]
     assert results["vectorized"]["test_result"] == results["recbole"]["test_result"]
+
+
+@pytest.mark.parametrize("key, value", [("intent_gate", "maybe"), ("intent_r", -1),
+                                        ("intent_llm_budget", "lots"), ("intent_backend", "gpt")])
+def test_bad_settings_fail_before_any_data_loads(tmp_path, key, value):
+    # the dataset does not exist: a setting error proves the check ran before loading
+    with pytest.raises(ValueError, match=key):
+        run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="nope",
+                            config_dict=tiny_config_dict(tmp_path, **{key: value}))

@@ -78,7 +78,9 @@ def _config(args, overrides):
     # RecBole reads --key=value from sys.argv: give it the overrides only, not our own flags
     saved, sys.argv = sys.argv, sys.argv[:1] + list(overrides)
     try:
-        return Config(model=args.model, dataset=args.dataset, config_file_list=files)
+        from recbole_llm4sbr.settings import validate
+
+        return validate(Config(model=args.model, dataset=args.dataset, config_file_list=files))
     finally:
         sys.argv = saved
 

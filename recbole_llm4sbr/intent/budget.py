@@ -26,9 +26,8 @@ import os
 
 import numpy as np
 
-SELECTIONS = ("random", "per-session", "uncertainty")
-SCOPES = ("train", "all")
-FILLS = ("predicted", "item-text")
+from recbole_llm4sbr.settings import SettingError, check_choice
+
 
 
 def llm_plan(config):
@@ -44,22 +43,20 @@ def llm_plan(config):
             budget = None
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0 or (
             isinstance(budget, float) and budget > 1):
-        raise ValueError(
+        raise SettingError(
             f"intent_llm_budget must be a count of LLM prompts (int >= 0), a fraction of the "
             f"distinct prompts (float in [0, 1]) or ~ (every prompt); got "
             f"{config['intent_llm_budget']!r}.")
     plan = {"budget": budget, "select": config["intent_llm_select"] or "random",
             "seed": int(2020 if config["intent_llm_seed"] is None else config["intent_llm_seed"]),
             "scope": config["intent_llm_scope"] or "train", "fill": config["intent_fill"] or "predicted"}
-    for key, value, allowed in (("intent_llm_select", plan["select"], SELECTIONS),
-                                ("intent_llm_scope", plan["scope"], SCOPES),
-                                ("intent_fill", plan["fill"], FILLS)):
-        if value not in allowed:
-            raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}.")
+    for key, value in (("intent_llm_select", plan["select"]), ("intent_llm_scope", plan["scope"]),
+                       ("intent_fill", plan["fill"])):
+        check_choice(key, value)
     if plan["select"] == "uncertainty":
         path = config["intent_uncertainty_checkpoint"]
         if not path or not os.path.isfile(str(path)):
-            raise ValueError(
+            raise SettingError(
                 f"intent_llm_select: uncertainty needs intent_uncertainty_checkpoint, a model "
                 f"trained on this dataset (e.g. saved/SRGNN-....pth); got {path!r}.")
         plan["checkpoint_sha256"] = _sha256(str(path))

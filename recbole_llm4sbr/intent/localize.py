@@ -21,7 +21,6 @@ from logging import getLogger
 import numpy as np
 import torch
 
-WEIGHTINGS = ("paper", "mean", "softmax")
 
 
 def encoder_path(config):
@@ -123,10 +122,9 @@ class Localizer:
     """Maps answer embeddings onto the catalogue (top-r neighbours, weighted)."""
 
     def __init__(self, item_emb, r=5, weighting="paper", temperature=0.1):
-        if weighting not in WEIGHTINGS:
-            raise ValueError(
-                f"intent_localization_weights must be one of {WEIGHTINGS}, got {weighting!r}."
-            )
+        from recbole_llm4sbr.settings import check_choice
+
+        check_choice("intent_localization_weights", weighting)
         r = int(r if r is not None else 5)
         if r < 0:
             raise ValueError(f"intent_r must be >= 0, got {r}.")

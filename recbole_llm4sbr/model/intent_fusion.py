@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_llm4sbr.settings import check_choice
+
 LONG, SHORT = 0, 1  # long-term intent <-> global view; short-term intent <-> local view
 VIEW_NAMES = ("long", "short")
-GATES = ("residual", "paper", "fixed")
-AUX_GRADS = ("both", "intent")
-TAU_SCHEDULES = ("constant", "linear", "cosine")
 
 
 class MissingIntentError(KeyError):
@@ -172,14 +171,8 @@ class IntentFusionMixin(object):
         self.intent_uniformity_t = float(_get(config, "intent_uniformity_t", 2.0))
         self.intent_uniformity_rows = _get(config, "intent_uniformity_rows", None)
         self.intent_gate = _get(config, "intent_gate", "residual")
-        for key, value, allowed in (
-            ("intent_aux_reduction", self.intent_aux_reduction, ("mean", "sum")),
-            ("intent_aux_grad", self.intent_aux_grad, AUX_GRADS),
-            ("intent_gate", self.intent_gate, GATES),
-            ("intent_tau_schedule", self.intent_tau_schedule, TAU_SCHEDULES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}.")
+        for key in ("intent_aux_reduction", "intent_aux_grad", "intent_gate", "intent_tau_schedule"):
+            check_choice(key, getattr(self, key))
         if self.intent_tau_epochs < 1:
             raise ValueError(f"intent_tau_epochs must be >= 1, got {self.intent_tau_epochs}.")
         self.intent_epoch = 0  # set by the plugin's trainer before every training epoch

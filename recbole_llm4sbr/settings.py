@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.settings
+########################
+The allowed values of the plugin's settings, in one place: the models, stage one and the CLIs
+check them here, and :func:`validate` checks every one of them before any data is loaded, so a bad
+value is a one-line error naming the key, not a traceback after the dataset has loaded. Defaults
+and help texts live in ``properties/*.yaml``.
+"""
+
+from recbole_llm4sbr.intent.backends import BACKENDS
+
+CHOICES = {
+    "intent_gate": ("residual", "paper", "fixed"),
+    "intent_aux_grad": ("both", "intent"),
+    "intent_tau_schedule": ("constant", "linear", "cosine"),
+    "intent_aux_reduction": ("mean", "sum"),
+    "intent_backend": tuple(BACKENDS),
+    "intent_execution": ("local", "ray"),
+    "intent_localization_weights": ("paper", "mean", "softmax"),
+    "intent_llm_select": ("random", "per-session", "uncertainty"),
+    "intent_llm_scope": ("train", "all"),
+    "intent_fill": ("predicted", "item-text"),
+    "session_graph": ("vectorized", "recbole"),
+}
+
+# key: (type, lowest allowed value)
+NUMBERS = {
+    "intent_tau": (float, 0.0),
+    "intent_tau_epochs": (int, 1),
+    "intent_uniformity_t": (float, 0.0),
+    "intent_uniformity_rows": (int, 2),
+    "intent_r": (int, 0),
+    "intent_shard_size": (int, 1),
+    "intent_softmax_temperature": (float, 1e-12),
+    "intent_predictor_rank": (int, 1),
+    "intent_predictor_epochs": (int, 0),
+    "intent_predictor_lr": (float, 1e-12),
+    "intent_predictor_holdout": (float, 0.0),
+}
+
+
+class SettingError(ValueError):
+    """A plugin setting has a value it cannot take."""
+
+
+def check_choice(key, value):
+    """``value`` if it is one of ``key``'s choices, else a :class:`SettingError` naming them."""
+    if value not in CHOICES[key]:
+        raise SettingError(f"{key} must be one of {list(CHOICES[key])}, got {value!r}.")
+    return value
+
+
+def _number(key, value):
+    kind, low = NUMBERS[key]
+    try:
+        number = kind(value)
+        if isinstance(value, bool) or (kind is int and float(value) != number):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SettingError(f"{key} must be {'an integer' if kind is int else 'a number'}, "
+                           f"got {value!r}.") from None
+    if number < low:
+        raise SettingError(f"{key} must be >= {low}, got {value!r}.")
+    return number
+
+
+def validate(config):
+    """Check every plugin setting ``config`` sets (``None`` means unset: the code's default)."""
+    for key in CHOICES:
+        if config[key] is not None:
+            check_choice(key, config[key])
+    for key in NUMBERS:
+        if config[key] is not None:
+            _number(key, config[key])
+    if config["intent_predictor_holdout"] is not None and float(config["intent_predictor_holdout"]) >= 1:
+        raise SettingError(f"intent_predictor_holdout must be < 1, got "
+                           f"{config['intent_predictor_holdout']!r}.")
+    from recbole_llm4sbr.intent.budget import llm_plan  # the budget's own checks
+
+    llm_plan(config)
+    return config
