@@ -63,7 +63,8 @@ def main(argv=None):
               + keys, record, out)
     run_stage("train", [py, os.path.join(HERE, "compare.py"), "--dataset", args.dataset,
                         "--models", args.model, "--seed_list", str(args.seed), "--out",
-                        os.path.join(out, "train"), "--torch_num_threads=1"] + keys, record, out)
+                        os.path.join(out, "train"), "--torch_num_threads=1",
+                        f"--intent_file={intent_file}"], record, out)
     total = sum(r["seconds"] for r in record.values())
     print("\n| stage | seconds | minutes |\n|---|---|---|")
     for name, r in record.items():

@@ -22,17 +22,19 @@ from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_i
 
 
 def ensure_intent_file(config):
-    """Build the side file of an LLM4SBR model when it is missing and auto-build is on."""
+    """Build the side file of an LLM4SBR model when it is missing or incomplete and auto-build is
+    on. A complete side file is used as it is, whatever built it (its LLM budget included): to
+    change it, run ``python -m recbole_llm4sbr.intent build`` with the new settings."""
     if not uses_intents(get_model(config["model"])):
         return None
-    from recbole_llm4sbr.intent.budget import llm_plan
-
     path = resolve_intent_path(config)
     meta_path = os.path.join(path, "meta.json")
     meta = read_meta(path) if os.path.exists(meta_path) else {}
-    plan = llm_plan(config) if config["intent_backend"] not in (None, "item-text") else None
-    complete = meta.get("complete", False) and meta.get("plan") == plan
-    if complete or not config["intent_auto_build"]:
+    if meta.get("complete") or not config["intent_auto_build"]:
+        backend = (meta.get("provenance") or {}).get("backend")
+        if meta and backend != (config["intent_backend"] or "item-text"):
+            getLogger().info(f"Using the complete intent side file [{path}] built with the "
+                             f"'{backend}' backend (plan {meta.get('plan')}).")
         return path  # a missing file then fails in IntentDataset with the command to build it
     from recbole_llm4sbr.intent import build_intent_file
 
