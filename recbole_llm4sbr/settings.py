@@ -8,14 +8,12 @@ value is a one-line error naming the key, not a traceback after the dataset has 
 and help texts live in ``properties/*.yaml``.
 """
 
-from recbole_llm4sbr.intent.backends import BACKENDS
-
 CHOICES = {
     "intent_gate": ("residual", "paper", "fixed"),
     "intent_aux_grad": ("both", "intent"),
     "intent_tau_schedule": ("constant", "linear", "cosine"),
     "intent_aux_reduction": ("mean", "sum"),
-    "intent_backend": tuple(BACKENDS),
+    "intent_backend": ("item-text", "transformers", "openai"),  # = intent.backends.BACKENDS
     "intent_execution": ("local", "ray"),
     "intent_localization_weights": ("paper", "mean", "softmax"),
     "intent_llm_select": ("random", "per-session", "uncertainty"),

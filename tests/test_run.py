@@ -117,3 +117,10 @@ def test_bad_settings_fail_before_any_data_loads(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
         run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="nope",
                             config_dict=tiny_config_dict(tmp_path, **{key: value}))
+
+
+def test_every_backend_is_an_allowed_setting():
+    from recbole_llm4sbr.intent.backends import BACKENDS
+    from recbole_llm4sbr.settings import CHOICES
+
+    assert tuple(BACKENDS) == CHOICES["intent_backend"]
