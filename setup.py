@@ -12,7 +12,16 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["recbole_llm4sbr", "recbole_llm4sbr.*"]),
+    # properties/ (yaml defaults) and the shipped dataset stay at the top level of the source tree
+    # and travel inside the package of a wheel (utils.PROPERTIES_DIR / BUNDLED_DATA_DIR)
+    packages=find_packages(include=["recbole_llm4sbr", "recbole_llm4sbr.*"])
+    + ["recbole_llm4sbr.properties", "recbole_llm4sbr.bundled_data"],
+    package_dir={"recbole_llm4sbr.properties": "properties", "recbole_llm4sbr.bundled_data": "dataset"},
+    package_data={
+        "recbole_llm4sbr.properties": ["*.yaml", "model/*.yaml", "dataset/*.yaml"],
+        "recbole_llm4sbr.bundled_data": [f"ml-latest-small/{p}" for p in (
+            "*.inter", "*.item", "*.yaml", "*.txt", "*.json", "*.md")],
+    },
     install_requires=install_requires,
     extras_require={
         "test": ["pytest>=8"],
@@ -25,6 +34,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "recbole-llm4sbr=recbole_llm4sbr.run:main",
             "llm4sbr-intent=recbole_llm4sbr.intent.__main__:main",
             "llm4sbr-serve=recbole_llm4sbr.serve.__main__:main",
         ]

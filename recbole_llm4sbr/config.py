@@ -7,7 +7,8 @@ RecBole ``Config`` that also reads the plugin's yaml files (RecBole-GNN style).
 Priority, lowest first: RecBole's own yaml < ``properties/overall.yaml`` < ``properties/intent.yaml``
 < ``properties/intent_model.yaml`` (LLM4SBR models)
 < ``properties/model/<Model>.yaml`` < ``properties/dataset/<dataset>.yaml`` < ``config_file_list``
-< ``config_dict`` < command line (``--epochs=5``).
+< ``<data_path>/<dataset>/<dataset>.yaml`` (written by the converters) < ``config_dict`` <
+command line (``--epochs=5``). An unknown dataset fails here, naming what exists.
 """
 
 import os
@@ -39,16 +40,25 @@ class Config(RecBoleConfig):
         for file in plugin_files:
             if os.path.isfile(file):
                 self._update_internal_config_dict(file)
-        dataset_file = os.path.join(PROPERTIES_DIR, "dataset", dataset + ".yaml")
-        if os.path.isfile(dataset_file):
-            keys = self._update_internal_config_dict(dataset_file) or {}
-            self.parameters["Dataset"] += [
-                k for k in keys if k not in self.parameters["Dataset"]
-            ]
+        # the dataset's yaml: the plugin's, then the one a converter wrote next to the files
+        data_root = self.external_config_dict.get("data_path") or self.internal_config_dict.get(
+            "data_path") or DEFAULT_DATA_DIR
+        for dataset_file in (os.path.join(PROPERTIES_DIR, "dataset", dataset + ".yaml"),
+                             os.path.join(data_root, dataset, dataset + ".yaml")):
+            if os.path.isfile(dataset_file):
+                keys = self._update_internal_config_dict(dataset_file) or {}
+                self.parameters["Dataset"] += [
+                    k for k in keys if k not in self.parameters["Dataset"]
+                ]
 
     def _set_default_parameters(self):
         # Ray Tune trials change the working directory: resolve a relative data_path now.
         root = os.path.abspath(self.final_config_dict.get("data_path") or DEFAULT_DATA_DIR)
+        # an unknown dataset is named here, before RecBole's checks of settings it would lack
+        from recbole_llm4sbr.data.default_data import check_dataset_exists
+
+        check_dataset_exists({"dataset": self.dataset, "data_path": os.path.join(root, self.dataset),
+                              "benchmark_filename": self.final_config_dict.get("benchmark_filename")})
         super()._set_default_parameters()
         # RecBole points ml-100k at its read-only example folder inside site-packages;
         # the plugin works on a copy under data_path (see data/default_data.py).

@@ -14,9 +14,19 @@ import warnings
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-PROPERTIES_DIR = os.path.join(REPO_ROOT, "properties")
-DEFAULT_DATA_DIR = os.path.join(REPO_ROOT, "dataset")
+PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+REPO_ROOT = os.path.dirname(PACKAGE_DIR)
+
+
+def _shipped(package_name, source_name):
+    """A folder shipped inside the installed package (a wheel), else the source tree's."""
+    installed = os.path.join(PACKAGE_DIR, package_name)
+    return installed if os.path.isdir(installed) else os.path.join(REPO_ROOT, source_name)
+
+
+PROPERTIES_DIR = _shipped("properties", "properties")  # yaml defaults (package data of a wheel)
+BUNDLED_DATA_DIR = _shipped("bundled_data", "dataset")  # datasets shipped with the project
+DEFAULT_DATA_DIR = "dataset"  # like RecBole's data_path: relative to the working directory
 
 _RECBOLE_SUBMODULES = [
     "general_recommender",

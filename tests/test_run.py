@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import tiny_config_dict, write_last_item_side_file
+from conftest import tiny_config_dict, write_last_item_side_file, write_tiny_dataset
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.data.dataset import IntentDataset
 from recbole_llm4sbr.quick_start import _prepare, run_recbole_llm4sbr
@@ -112,11 +112,17 @@ def test_vectorized_session_graph_gives_identical_metrics(tiny_root, model):
 
 @pytest.mark.parametrize("key, value", [("intent_gate", "maybe"), ("intent_r", -1),
                                         ("intent_llm_budget", "lots"), ("intent_backend", "gpt")])
-def test_bad_settings_fail_before_any_data_loads(tmp_path, key, value):
-    # the dataset does not exist: a setting error proves the check ran before loading
+def test_bad_settings_fail_before_any_data_loads(tiny_root, monkeypatch, key, value):
+    import recbole_llm4sbr.quick_start as qs
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before the settings were checked")
+
+    monkeypatch.setattr(qs, "create_dataset", no_loading)
+    monkeypatch.setattr(qs, "ensure_intent_file", no_loading)
     with pytest.raises(ValueError, match=key):
-        run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="nope",
-                            config_dict=tiny_config_dict(tmp_path, **{key: value}))
+        run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="tiny",
+                            config_dict=tiny_config_dict(tiny_root, **{key: value}))
 
 
 def test_every_backend_is_an_allowed_setting():
@@ -124,3 +130,21 @@ def test_every_backend_is_an_allowed_setting():
     from recbole_llm4sbr.settings import CHOICES
 
     assert tuple(BACKENDS) == CHOICES["intent_backend"]
+
+
+def test_a_converted_datasets_yaml_is_read_next_to_its_files(tmp_path):
+    write_tiny_dataset(str(tmp_path))
+    (tmp_path / "tiny" / "tiny.yaml").write_text(
+        "USER_ID_FIELD: session_id\nload_col: {inter: [session_id, item_id, timestamp]}\n"
+        "MAX_ITEM_LIST_LENGTH: 7\ntrain_neg_sample_args: ~\n")
+    config = Config(model="SRGNN", dataset="tiny", config_dict={"data_path": str(tmp_path)})
+    assert config["MAX_ITEM_LIST_LENGTH"] == 7 and config["USER_ID_FIELD"] == "session_id"
+    with pytest.raises(FileNotFoundError, match=r"Unknown dataset \[nope\].*tiny"):
+        Config(model="SRGNN", dataset="nope", config_dict={"data_path": str(tmp_path)})
+
+
+def test_the_shipped_dataset_is_copied_out_for_another_data_path(tmp_path):
+    config = Config(model="SRGNN", dataset="ml-latest-small", config_dict={"data_path": str(tmp_path)})
+    folder = tmp_path / "ml-latest-small"
+    assert (folder / "ml-latest-small.inter").stat().st_size > 1_000_000
+    assert config["intent_text_fields"]  # from the dataset's yaml

@@ -4,7 +4,9 @@ recbole_llm4sbr.data.default_data
 #################################
 The embedded default dataset: RecBole's pip package ships ``ml-100k`` (interactions, titles,
 genres). Its licence forbids redistribution, so it is copied from the installed package into
-``data_path`` on first use instead of being committed.
+``data_path`` on first use instead of being committed. ``ml-latest-small`` ships with this
+project (``dataset/`` of the source tree, package data of a wheel) and is copied out the same way
+when ``data_path`` is elsewhere.
 """
 
 import os
@@ -31,6 +33,23 @@ def ensure_default_dataset(data_path, dataset=DEFAULT_DATASET):
             os.replace(tmp, target)
 
 
+def ensure_bundled_dataset(data_path, dataset):
+    """Copy a dataset shipped with the project into ``data_path`` if its files are absent."""
+    from recbole_llm4sbr.utils import BUNDLED_DATA_DIR
+
+    source = os.path.join(BUNDLED_DATA_DIR, dataset)
+    if not os.path.isfile(os.path.join(source, f"{dataset}.inter")):
+        return
+    if os.path.realpath(source) == os.path.realpath(data_path):
+        return
+    os.makedirs(data_path, exist_ok=True)
+    for name in sorted(os.listdir(source)):
+        src, target = os.path.join(source, name), os.path.join(data_path, name)
+        if os.path.isfile(src) and not os.path.exists(target):
+            shutil.copyfile(src, target + ".part")
+            os.replace(target + ".part", target)
+
+
 def _atomic_files_present(config):
     path, name = config["data_path"], config["dataset"]
     if config["benchmark_filename"]:
@@ -48,6 +67,8 @@ def check_dataset_exists(config):
     """
     if config["dataset"] == DEFAULT_DATASET:
         ensure_default_dataset(config["data_path"])
+    elif not _atomic_files_present(config):
+        ensure_bundled_dataset(config["data_path"], config["dataset"])
     if _atomic_files_present(config):
         return
     root = os.path.dirname(config["data_path"])
