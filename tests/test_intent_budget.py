@@ -203,3 +203,24 @@ def test_uncertainty_selects_the_prefixes_a_trained_model_is_least_sure_of(root)
         entropy_scores(run_recbole_llm4sbr(model="LLM4SBR_STAMP", dataset="tiny",
                                            config_dict=tiny_config_dict(root))["checkpoint"],
                        dataset, table, pool[:3])
+
+
+def test_the_predictor_learns_only_from_training_prefixes(root):
+    """Scope all sends validation and test prefixes to the LLM too; the predictor still fits on
+    the LLM rows of training prefixes only."""
+    from recbole_llm4sbr.intent.budget import eligible_rows
+    from recbole_llm4sbr.intent.pipeline import listing_dataset
+
+    llm = NextItemLLM()
+    path, config = build(root, llm, intent_llm_budget=1.0, intent_llm_scope="all",
+                         intent_predictor_epochs=5)
+    side = read_side_file(path)
+    dataset = listing_dataset(config)
+    table = dataset.prefix_table()
+    train = {(table["session"][r], table["prefix_len"][r]) for r in eligible_rows(dataset, table, "train")}
+    llm_keys = list(zip(side.session[side.source == 0].tolist(), side.prefix_len[side.source == 0].tolist()))
+    assert len(llm_keys) == len(side)  # every prefix was answered...
+    n_train = sum(k in train for k in llm_keys)
+    assert 0 < n_train < len(llm_keys)  # ...validation and test ones included
+    fill = read_meta(path)["summary"]["fill"]
+    assert fill["train_rows"] + fill["heldout_rows"] == n_train  # ...but only training rows fit

@@ -100,3 +100,26 @@ def test_new_tokens_stop_at_eos_and_skip_padding(lm_dir):
 def test_missing_model_path_is_a_clear_error():
     with pytest.raises(ValueError, match="transformers_model_path"):
         TransformersBackend(settings(None))
+
+
+def test_budgeted_build_with_the_toy_lm_records_sources_and_cost(lm_dir, tmp_path):
+    from recbole_llm4sbr.data.side_file import SOURCES
+
+    write_tiny_dataset(str(tmp_path), n_sessions=30)
+    config = intent_config(tmp_path, intent_backend="transformers", intent_llm_budget=12,
+                           intent_llm_select="random", intent_fill="predicted", **settings(lm_dir))
+    try:
+        path = build_intent_file(config, encoder=shared_encoder())
+    except IntentGenerationFailed as e:  # a random answer can be whitespace: retried next run
+        path = e.path
+    s = read_meta(path)["summary"]
+    gen = s["generation"]
+    assert sum(v["prompts"] for v in gen.values()) == 12  # the budget, no more
+    assert s["generated"] + s["failed_prompts"] == 12 and s["generated"] > 0
+    assert all(v["prompt_tokens"] > 0 and v["new_tokens"] > 0 for v in gen.values())
+    side = read_side_file(path)
+    llm_rows = int((side.source == SOURCES.index("llm")).sum())
+    assert llm_rows >= s["generated"]
+    if not s["failed_prompts"]:  # the fill phase runs once every LLM prompt has an answer
+        assert len(side) == s["keys"] and llm_rows < len(side)
+        assert s["sources"]["long"]["llm"] + s["sources"]["short"]["llm"] == llm_rows
