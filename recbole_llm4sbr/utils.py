@@ -6,6 +6,7 @@ Registry: ``get_model``, ``get_trainer`` and ``create_dataset`` look in the plug
 fall back to RecBole, so every RecBole model name runs through the plugin's scripts.
 """
 
+import hashlib
 import importlib
 import os
 import pkgutil
@@ -35,6 +36,15 @@ _RECBOLE_SUBMODULES = [
     "knowledge_aware_recommender",
     "exlib_recommender",
 ]
+
+
+def sha256_file(path):
+    """Hex SHA-256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def quiet_recbole_warnings():

@@ -21,7 +21,6 @@ only generates the new prompts.
 validation and test prefixes are treated as new sessions are when serving (no LLM).
 """
 
-import hashlib
 import os
 
 import numpy as np
@@ -59,16 +58,10 @@ def llm_plan(config):
             raise SettingError(
                 f"intent_llm_select: uncertainty needs intent_uncertainty_checkpoint, a model "
                 f"trained on this dataset (e.g. saved/SRGNN-....pth); got {path!r}.")
-        plan["checkpoint_sha256"] = _sha256(str(path))
+        from recbole_llm4sbr.utils import sha256_file
+
+        plan["checkpoint_sha256"] = sha256_file(str(path))
     return plan
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def eligible_rows(dataset, table, scope):

