@@ -26,9 +26,11 @@ def shared_encoder():
 
 
 def intent_config(root, **overrides):
-    """A plugin Config on the tiny dataset written under ``root`` (listing + intent keys)."""
+    """A plugin Config on the tiny dataset under ``root`` (written there if absent)."""
     from recbole_llm4sbr.config import Config
 
+    if not os.path.isfile(os.path.join(str(root), "tiny", "tiny.inter")):
+        write_tiny_dataset(str(root))
     values = dict(intent_show_progress=False, intent_shard_size=64)
     values.update(overrides)
     return Config(model="GRU4Rec", dataset="tiny", config_dict=tiny_config_dict(root, **values))
