@@ -99,6 +99,7 @@ def summarise(records, models):
         row["peak_rss_mb"] = mean_std([r["peak_rss_mb"] for r in runs])
         row["peak_cuda_mb"] = mean_std([r.get("peak_cuda_mb") for r in runs])
         row["seeds"] = sorted(r["seed"] for r in runs)
+        row["per_seed"] = {r["seed"]: r["test_result"] for r in runs}
         summary[model] = row
     return summary
 
@@ -124,8 +125,21 @@ def markdown_table(summary, dataset, overrides):
     return "\n".join(lines) + "\n"
 
 
-def pair_table(summary, max_time_ratio=1.25):
-    """LLM4SBR_X against its backbone X (both in ``summary``): the issue's targets, from the means.
+def paired_p(row, base, metric):
+    """p-value of a paired t-test of ``metric`` over the seeds both rows have (None under 2)."""
+    seeds = sorted(set(row.get("per_seed", {})) & set(base.get("per_seed", {})))
+    pairs = [(row["per_seed"][s].get(metric), base["per_seed"][s].get(metric)) for s in seeds]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if len(pairs) < 2 or all(a == b for a, b in pairs):
+        return None
+    from scipy.stats import ttest_rel
+
+    return float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+
+
+def pair_table(summary, max_time_ratio=1.25, alpha=0.05):
+    """LLM4SBR_X against its backbone X (both in ``summary``): the issue's targets, from the means,
+    and a paired t-test over the common seeds (``*``: p < ``alpha``).
 
     LLM4SBR_X meets the accuracy target when its mean Recall@20 and MRR@20 are at least X's, and
     the time target when its seconds per epoch are at most ``max_time_ratio`` times X's.
@@ -143,7 +157,9 @@ def pair_table(summary, max_time_ratio=1.25):
                 cells.append("n/a")
                 accuracy_ok = False
                 continue
-            cells.append(f"{ours:.4f} vs {theirs:.4f} ({(ours - theirs) / theirs * 100:+.1f}%)")
+            p = paired_p(row, base, metric)
+            mark = "n/a" if p is None else f"{p:.3f}{'*' if p < alpha else ''}"
+            cells.append(f"{ours:.4f} vs {theirs:.4f} ({(ours - theirs) / theirs * 100:+.1f}%, p {mark})")
             accuracy_ok = accuracy_ok and ours >= theirs
         ours, theirs = row["seconds_per_epoch"][0], base["seconds_per_epoch"][0]
         ratio = ours / theirs if ours is not None and theirs else None
@@ -153,7 +169,7 @@ def pair_table(summary, max_time_ratio=1.25):
         lines.append("| " + " | ".join(cells + [accuracy, time_ok]) + " |")
     if not lines:
         return ""
-    head = ["pair"] + [f"{label(m)} (mean)" for m in CHART] + ["s/epoch ratio",
+    head = ["pair"] + [f"{label(m)} (mean, paired t-test p)" for m in CHART] + ["s/epoch ratio",
             "accuracy >= backbone", f"time <= {max_time_ratio}x"]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + lines) + "\n"
 

@@ -155,8 +155,11 @@ def test_compare_pair_table_checks_the_targets():
             compare.pair_table(summary).splitlines()[2:]}
     assert set(rows) == {"LLM4SBR_NARM vs NARM", "LLM4SBR_STAMP vs STAMP"}  # no pair for GRU4Rec
     narm = rows["LLM4SBR_NARM vs NARM"]
-    assert narm[1] == "0.2300 vs 0.2100 (+9.5%)" and narm[3] == "1.20x"
+    from scipy.stats import ttest_rel  # paired by seed: (0.24, 0.20) and (0.22, 0.22)
+
+    p = ttest_rel([0.24, 0.22], [0.20, 0.22]).pvalue
+    assert narm[1] == f"0.2300 vs 0.2100 (+9.5%, p {p:.3f})" and narm[3] == "1.20x"
     assert narm[4:] == ["yes", "yes |"]
     stamp = rows["LLM4SBR_STAMP vs STAMP"]  # better recall, worse MRR, 1.5x slower
-    assert stamp[2].endswith("(-25.0%)") and stamp[4:] == ["no", "no |"]
+    assert stamp[2].endswith("(-25.0%, p n/a)") and stamp[4:] == ["no", "no |"]  # one seed
     assert compare.pair_table({"NARM": summary["NARM"]}) == ""
