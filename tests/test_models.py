@@ -398,3 +398,40 @@ def test_uniformity_rows_limit_uses_the_first_rows_only():
     expected = alignment(x, y) + (uniformity(x[:4]) + uniformity(y[:4])) / 2
     assert torch.allclose(limited, expected)
     assert not torch.allclose(limited, alignment_uniformity(x, y, t=2))
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_NARM"])
+def test_item_references_score_as_the_stored_vectors(tmp_path, model):
+    """A compact side file (r catalogue rows per intent) gives the model the same intents as the
+    stored vectors, both when the catalogue is projected once and when the rows are combined per
+    sample (small batches)."""
+    from intent_fixtures import intent_config, shared_encoder
+    from recbole_llm4sbr.intent import build_intent_file
+
+    for name, store in (("compact.intent", False), ("stored.intent", True)):
+        build_intent_file(intent_config(tmp_path, intent_file=name, intent_store_vectors=store),
+                          encoder=shared_encoder())
+    out, models = {}, {}
+    for name in ("compact.intent", "stored.intent"):
+        torch.manual_seed(0)
+        # the paper's gate: scores depend on the intents from the start
+        _, train, wrapper = build(tmp_path, model, intent_file=name, intent_gate="paper")
+        wrapper.eval()
+        models[name] = (wrapper, train._dataset)
+        for rows in (torch.arange(40), torch.arange(6)):  # 2·40 > 21 items > 2·6
+            batch = train._dataset[rows]
+            with torch.no_grad():
+                out[name, len(rows)] = (wrapper.full_sort_predict(batch), wrapper.calculate_loss(batch))
+            out[name, "fields"] = set(batch.interaction)
+    assert {"intent_long_items", "intent_long_weights"} <= out["compact.intent", "fields"]
+    assert "intent_long" not in out["compact.intent", "fields"]
+    assert "intent_long" in out["stored.intent", "fields"]
+    for size in (40, 6):
+        (s1, l1), (s2, l2) = out["compact.intent", size], out["stored.intent", size]
+        assert torch.allclose(s1, s2, atol=1e-5)
+        assert l1.item() == pytest.approx(l2.item(), rel=1e-5)
+    wrapper, data = models["compact.intent"]  # the intents matter: zero weights move the scores
+    batch = data[torch.arange(40)]
+    batch.interaction["intent_long_weights"] = torch.zeros_like(batch["intent_long_weights"])
+    with torch.no_grad():
+        assert not torch.allclose(wrapper.full_sort_predict(batch), out["compact.intent", 40][0])

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from recbole.data.interaction import Interaction
 
 from intent_fixtures import FakeChatServer, default_answer, shared_encoder
 from recbole_llm4sbr.checkpoint import MARKER_KEY
@@ -47,6 +48,8 @@ def full_sort_topk(root, model, path, k, **overrides):
     with torch.no_grad():
         for batch in test_data:
             interaction, scores, _, _ = trainer._full_sort_batch_eval(batch)
+            if getattr(dataset, "intent_fields", None) and dataset.intent_catalogue is not None:
+                interaction.update(Interaction(dataset.batch_intents(interaction)))  # [B, D]
             top = torch.topk(scores, k)
             for b, s in enumerate(sessions[interaction[dataset.uid_field].numpy()]):
                 out[s] = (interaction[b], list(tokens[top.indices[b].numpy()]), top.values[b].numpy())

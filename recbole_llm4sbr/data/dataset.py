@@ -20,7 +20,9 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils.enum_type import FeatureSource, FeatureType
 
-from recbole_llm4sbr.data.side_file import VIEWS, SideFileError, read_side_file
+from recbole_llm4sbr.data.side_file import (
+    VIEWS, SideFileError, read_catalogue, read_meta, read_side_file, weighting,
+)
 
 
 def resolve_intent_path(config):
@@ -51,7 +53,9 @@ class IntentDataset(SequentialDataset):
         )
         self.intent_mask_field = config["INTENT_MASK_FIELD"] or "intent_mask"
         self.intent_row_fields = tuple(f"{field}_row" for field in self.intent_fields)
-        self.intent_vectors = None  # [R, D] float32, the side file's vectors
+        self.intent_vectors = None  # [R, D] float32, the side file's vectors (stored files)
+        self.intent_items = self.intent_weights = None  # [R, k] localized rows, weights (compact)
+        self.intent_catalogue = None  # [N, D] catalogue embeddings the compact rows combine
         self.intent_dim = None
         self.intent_stats = None
         self._formatted = False
@@ -156,7 +160,9 @@ class IntentDataset(SequentialDataset):
 
     # ------------------------------------------------------------------ attaching intents
     def _attach_intents(self, path):
-        side = read_side_file(path)
+        meta = read_meta(path)
+        compact = meta.get("vectors") == "localized"  # intents as item references (r > 0)
+        side = read_side_file(path, load_vectors=not compact, localized=compact)
         self._check_side_file(side)
         keys = self._sample_keys()
         keys["sample"] = np.arange(len(keys))
@@ -177,7 +183,14 @@ class IntentDataset(SequentialDataset):
             self.intent_mask_field, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, len(VIEWS)
         )
         self.inter_feat.update(Interaction({self.intent_mask_field: mask}))
-        self.intent_vectors = torch.from_numpy(side.vectors)  # [R, D], no copy
+        if compact:  # the model gathers r catalogue rows per sample: no [R, D] matrix
+            from recbole_llm4sbr.intent.localize import localization_weights
+
+            self.intent_items = torch.from_numpy(side.localized_item)  # [R, k]
+            self.intent_weights = localization_weights(side.localized_sim, *weighting(meta))
+            self.intent_catalogue = torch.from_numpy(read_catalogue(path, meta))  # [N, D]
+        else:
+            self.intent_vectors = torch.from_numpy(side.vectors)  # [R, D], no copy
         self.intent_dim, self.intent_stats = side.dim, stats
         self.logger.info(
             f"Intents from [{path}] ({side.meta.get('provenance', {}).get('backend', '?')}, "
@@ -191,15 +204,30 @@ class IntentDataset(SequentialDataset):
 
     def __getitem__(self, index, join=True):
         data = super().__getitem__(index, join)
-        if self.intent_vectors is None:
+        if self.intent_vectors is None and self.intent_items is None:
             return data
-        vectors = {}
+        gathered = {}
         for field, row_field in zip(self.intent_fields, self.intent_row_fields):
-            rows = data[row_field]  # [B], -1 where the view has no vector
-            vec = self.intent_vectors[rows.clamp(min=0)]  # [B, D]
-            vectors[field] = vec.masked_fill(rows.lt(0).unsqueeze(-1), 0.0)
-        data.update(Interaction(vectors))
+            rows = data[row_field]  # [B], -1 where the view has no intent
+            missing = rows.lt(0).unsqueeze(-1)
+            if self.intent_items is not None:  # item references: [B, k] rows and weights
+                gathered[f"{field}_items"] = self.intent_items[rows.clamp(min=0)]
+                gathered[f"{field}_weights"] = self.intent_weights[rows.clamp(min=0)].masked_fill(missing, 0.0)
+            else:
+                gathered[field] = self.intent_vectors[rows.clamp(min=0)].masked_fill(missing, 0.0)  # [B, D]
+        data.update(Interaction(gathered))
         return data
+
+    def batch_intents(self, interaction):
+        """``{intent_long, intent_short: [B, D]}`` of a batch, whichever form it carries."""
+        out = {}
+        for field in self.intent_fields:
+            if field in interaction:
+                out[field] = interaction[field]
+            else:
+                items, weights = interaction[f"{field}_items"], interaction[f"{field}_weights"]
+                out[field] = torch.einsum("bk,bkd->bd", weights, self.intent_catalogue[items])
+        return out
 
     @staticmethod
     def _lookup(keys, side, view):

@@ -145,12 +145,8 @@ def _read_shard(shard_path, keys, optional=()):
         raise SideFileError(f"Intent shard [{shard_path}] cannot be read: {e}")
 
 
-def _localized_vectors(path, meta, shard_path, idx, sim):
-    """Intents of a shard stored as localized catalogue rows (weights from the provenance)."""
-    from recbole_llm4sbr.intent.localize import combine
-
-    if idx is None or sim is None:
-        raise SideFileError(f"Intent shard [{shard_path}] has neither vectors nor localized items.")
+def read_catalogue(path, meta):
+    """The catalogue embeddings [n_items, dim] of a compact side file."""
     catalogue_path = os.path.join(path, CATALOGUE_FILE)
     if not os.path.isfile(catalogue_path):
         raise SideFileError(
@@ -160,9 +156,22 @@ def _localized_vectors(path, meta, shard_path, idx, sim):
     if items.shape != (int(meta["n_items"]), int(meta["dim"])):
         raise SideFileError(
             f"[{catalogue_path}] has shape {items.shape}, expected ({meta['n_items']}, {meta['dim']}).")
+    return items
+
+
+def weighting(meta):
+    """``(weighting, temperature)`` the side file's intents were localized with."""
     prov = meta.get("provenance") or {}
-    return combine(items, idx, sim, prov.get("localization_weights", "paper"),
-                   prov.get("softmax_temperature", 0.1))
+    return prov.get("localization_weights", "paper"), prov.get("softmax_temperature", 0.1)
+
+
+def _localized_vectors(path, meta, shard_path, idx, sim):
+    """Intents of a shard stored as localized catalogue rows (weights from the provenance)."""
+    from recbole_llm4sbr.intent.localize import combine
+
+    if idx is None or sim is None:
+        raise SideFileError(f"Intent shard [{shard_path}] has neither vectors nor localized items.")
+    return combine(read_catalogue(path, meta), idx, sim, *weighting(meta))
 
 
 def read_side_file(path, load_vectors=True, prefixes=(PART, FILL), localized=False):
@@ -196,17 +205,18 @@ def read_side_file(path, load_vectors=True, prefixes=(PART, FILL), localized=Fal
     vectors = np.zeros((sum(sizes) if load_vectors else 0, dim), np.float32)
     localized_item, localized_sim = [], []
     start = 0
-    for name, n in zip(shards if load_vectors else [], sizes):
+    for name, n in zip(shards if load_vectors or localized else [], sizes):
         shard_path = os.path.join(path, name + ".npz")
         vec, idx, sim = _read_shard(shard_path, (), ("vector", "localized_item", "localized_sim"))
-        if vec is None:  # a compact shard: the intents are its localized catalogue rows
-            vec = _localized_vectors(path, meta, shard_path, idx, sim)
-        if vec.shape != (n, dim):
-            raise SideFileError(
-                f"Intent shard [{shard_path}] is malformed: {n} rows but vectors of shape "
-                f"{vec.shape}; meta.json says dim={dim}."
-            )
-        vectors[start:start + n] = vec
+        if load_vectors:
+            if vec is None:  # a compact shard: the intents are its localized catalogue rows
+                vec = _localized_vectors(path, meta, shard_path, idx, sim)
+            if vec.shape != (n, dim):
+                raise SideFileError(
+                    f"Intent shard [{shard_path}] is malformed: {n} rows but vectors of shape "
+                    f"{vec.shape}; meta.json says dim={dim}."
+                )
+            vectors[start:start + n] = vec
         start += n
         if localized:
             if idx is None or sim is None or len(idx) != n or idx.shape != sim.shape:

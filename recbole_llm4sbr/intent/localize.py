@@ -158,16 +158,20 @@ class Localizer:
         return vectors, idx, sims
 
 
-def combine(items, idx, sims, weighting="paper", temperature=0.1):
-    """Localized intents [n, dim] from catalogue embeddings ``items`` [N, dim], top-r rows ``idx``
-    [n, r] and their cosine ``sims`` [n, r]: the one owner of the weighting (the builder, the
-    side-file reader and the predictor all combine through it)."""
+def localization_weights(sims, weighting="paper", temperature=0.1):
+    """Weights [n, r] of the top-r items from their cosine ``sims`` [n, r]: the one owner of the
+    weighting (localization, the side-file reader, the dataset and the predictor use it)."""
     s = torch.as_tensor(np.asarray(sims, np.float32))
     if weighting == "paper":
-        w = s
-    elif weighting == "mean":
-        w = torch.full_like(s, 1.0 / s.shape[1])
-    else:
-        w = torch.softmax(s / float(temperature), dim=1)
+        return s
+    if weighting == "mean":
+        return torch.full_like(s, 1.0 / s.shape[1])
+    return torch.softmax(s / float(temperature), dim=1)
+
+
+def combine(items, idx, sims, weighting="paper", temperature=0.1):
+    """Localized intents [n, dim] from catalogue embeddings ``items`` [N, dim], top-r rows ``idx``
+    [n, r] and their cosine ``sims`` [n, r]."""
+    w = localization_weights(sims, weighting, temperature)
     items = torch.as_tensor(np.asarray(items, np.float32))
     return torch.einsum("nk,nkd->nd", w, items[torch.as_tensor(idx)]).numpy().astype(np.float32)

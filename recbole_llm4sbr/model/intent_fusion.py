@@ -188,6 +188,10 @@ class IntentFusionMixin(object):
         )
         self._intent_batch = _IntentBatch()
         self._init_intent_modules([self.intent_projection, self.intent_gates])
+        # compact side files: intents as r catalogue rows each; the catalogue [N, D] stays with
+        # the dataset (not in checkpoints), so a model without it reads intent vectors only
+        catalogue = getattr(dataset, "intent_catalogue", None)
+        self.register_buffer("intent_catalogue", catalogue, persistent=False)
         if self.intent_gate == "residual":  # alpha = 1 + Qᵀσ(h + z) = 1 at initialisation
             for gate in self.intent_gates:
                 nn.init.zeros_(gate.weight)
@@ -205,8 +209,10 @@ class IntentFusionMixin(object):
 
     # ------------------------------------------------------------------ intents of a batch
     def _read_intents(self, interaction):
-        fields = (self.INTENT_LONG, self.INTENT_SHORT, self.INTENT_MASK)
-        missing = [f for f in fields if f not in interaction]
+        views = (self.INTENT_LONG, self.INTENT_SHORT)
+        refs = self.intent_catalogue is not None and f"{views[0]}_items" in interaction
+        fields = [f"{f}_{part}" for f in views for part in ("items", "weights")] if refs else list(views)
+        missing = [f for f in fields + [self.INTENT_MASK] if f not in interaction]
         if missing:
             raise MissingIntentError(
                 f"{type(self).__name__}: the interaction lacks the intent fields {missing}. "
@@ -214,13 +220,27 @@ class IntentFusionMixin(object):
                 f"(run_recbole_llm4sbr / recbole_llm4sbr.utils.create_dataset) with an intent side "
                 f"file (config key intent_file; build one with `python -m recbole_llm4sbr.intent`)."
             )
-        weight = self.intent_projection.weight
-        z = tuple(
-            self.intent_projection(interaction[f].to(weight.dtype))  # [B, H]
-            for f in (self.INTENT_LONG, self.INTENT_SHORT)
-        )
+        if refs:
+            z = self._project_references([interaction[f"{f}_items"] for f in views],
+                                         [interaction[f"{f}_weights"] for f in views])
+        else:
+            weight = self.intent_projection.weight
+            z = tuple(self.intent_projection(interaction[f].to(weight.dtype)) for f in views)  # [B, H]
         mask = interaction[self.INTENT_MASK] > 0.5  # [B, 2]
         return _IntentBatch(z, (mask[:, LONG], mask[:, SHORT]))
+
+    def _project_references(self, items, weights):
+        r"""``T(Σ_j w_j e_j) = Σ_j w_j (W e_j) + b`` per view from catalogue rows ``items`` and
+        ``weights`` (each [B, k]): the catalogue is projected once ([N, D] -> [N, H]) when it is
+        smaller than the batch's rows, else the r rows are combined first and projected per sample."""
+        W, b = self.intent_projection.weight, self.intent_projection.bias  # [H, D], [H]
+        catalogue = self.intent_catalogue.to(W.dtype)
+        if catalogue.shape[0] <= sum(i.shape[0] for i in items):
+            projected = F.linear(catalogue, W)  # [N, H]
+            return tuple(torch.einsum("bk,bkh->bh", w.to(W.dtype), projected[i]) + b
+                         for i, w in zip(items, weights))
+        return tuple(F.linear(torch.einsum("bk,bkd->bd", w.to(W.dtype), catalogue[i]), W, b)
+                     for i, w in zip(items, weights))
 
     def gate_view(self, view, h):
         r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
