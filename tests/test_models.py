@@ -16,7 +16,7 @@ from recbole.utils import get_model as recbole_get_model
 from conftest import tiny_config_dict
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.model.fused_gelu import fuse_gelu
-from recbole_llm4sbr.model.intent_fusion import (
+from recbole_llm4sbr.model.intent_losses import (
     alignment,
     alignment_uniformity,
     intent_aux_loss,

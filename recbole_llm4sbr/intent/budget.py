@@ -112,6 +112,19 @@ def take_budget(plan, ordered, prompt_keys):
     return chosen, len(pool)
 
 
+def select_rows(plan, dataset, table, windows, checkpoint=None):
+    """Rows of the prefix ``table`` whose prompts go to the LLM under ``plan`` (sorted), and the
+    budget's numbers for the summary; ``windows`` (a ``ViewWindows``) shape the prompts."""
+    pool = eligible_rows(dataset, table, plan["scope"])
+    scores = entropy_scores(checkpoint, dataset, table, pool) if plan["select"] == "uncertainty" else None
+    ordered = order_rows(plan, table, pool, scores)
+    items = table["items"].tolist()
+    rows, pool_prompts = take_budget(
+        plan, ordered, lambda r: [(v, tuple(windows.select(items[r], v))) for v in (0, 1)])
+    return sorted(rows), dict(plan, eligible_prefixes=len(pool), eligible_prompts=pool_prompts,
+                              selected_prefixes=len(rows))
+
+
 def entropy_scores(checkpoint, dataset, table, rows, batch_size=1024):
     """Entropy of a trained model's softmax over the catalogue for the prefixes ``rows``."""
     import torch

@@ -19,19 +19,17 @@ from tqdm.auto import tqdm
 
 import recbole_llm4sbr
 from recbole_llm4sbr.data.side_file import (
-    META_FILE, SOURCES, VIEWS, IntentSideFileWriter, SideFileError, read_meta, read_side_file,
-    write_json_atomic,
+    META_FILE, SOURCES, VIEWS, SideFileError, read_meta, read_side_file, write_json_atomic,
 )
+from recbole_llm4sbr.data.side_file_writer import IntentSideFileWriter
 from recbole_llm4sbr.intent.backends import create_backend
-from recbole_llm4sbr.intent.budget import (
-    eligible_rows, entropy_scores, llm_plan, order_rows, take_budget,
-)
+from recbole_llm4sbr.intent.budget import llm_plan, select_rows
 from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
 from recbole_llm4sbr.intent.localize import (
     Encoder, Localizer, encoder_path, item_embeddings, texts_sha256,
 )
 from recbole_llm4sbr.intent.prompts import PromptBuilder, group_prompts
-from recbole_llm4sbr.intent.stats import GenerationStats
+from recbole_llm4sbr.intent.stats import GenerationStats, format_build_summary
 
 logger = getLogger(__name__)
 
@@ -215,22 +213,11 @@ class IntentBuilder:
         return s
 
     def llm_rows(self):
-        """Prefix-table rows whose prompts go to the backend: all without a budget, else the
-        head of the selection order that fits it; and the budget's numbers for the summary."""
+        """Prefix-table rows whose prompts go to the backend, and the budget's numbers."""
         if self.plan is None:
             return range(len(self.table)), None
-        pool = eligible_rows(self.dataset, self.table, self.plan["scope"])
-        scores = None
-        if self.plan["select"] == "uncertainty":
-            scores = entropy_scores(self.config["intent_uncertainty_checkpoint"], self.dataset,
-                                    self.table, pool)
-        ordered = order_rows(self.plan, self.table, pool, scores)
-        items = self.table["items"].tolist()
-        select = self.prompts.windows.select
-        rows, pool_prompts = take_budget(
-            self.plan, ordered, lambda r: [(v, tuple(select(items[r], v))) for v in range(len(VIEWS))])
-        return sorted(rows), dict(self.plan, eligible_prefixes=len(pool),
-                                  eligible_prompts=pool_prompts, selected_prefixes=len(rows))
+        return select_rows(self.plan, self.dataset, self.table, self.prompts.windows,
+                           self.config["intent_uncertainty_checkpoint"])
 
     def source_counts(self):
         """Rows of the side file by source (llm / item-text / predicted), per view."""
@@ -306,25 +293,8 @@ class IntentBuilder:
                     view=VIEWS[view], prompt=prompt, error=error)
 
     def log_summary(self, s):
-        lines = [f"Intent side file [{self.path}] ({s['backend']}"
-                 f"{': no-LLM baseline' if not self.backend.uses_llm else ''}):",
-                 f"  prompts {s['keys']} (resumed {s['resumed']}, to do {s['todo']}), distinct "
-                 f"{s['distinct_prompts']} (deduplicated {s['deduplicated']}), generated "
-                 f"{s['generated']}, failed {s['failed_prompts']} prompts / {s['failed_keys']} "
-                 f"rows, item-text fallbacks {s['item_text_fallbacks']}",
-                 "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items()),
-                 "  rows by source: " + "; ".join(
-                     f"{view} " + ", ".join(f"{k} {n}" for k, n in counts.items() if n)
-                     for view, counts in s.get("sources", {}).items())]
-        if self.backend.uses_llm:
-            lines.append("  " + self.stats.format())
-        if s.get("budget"):
-            b = s["budget"]
-            lines.append(f"  LLM budget {b['budget']} ({b['select']}, scope {b['scope']}): "
-                         f"{b['selected_prefixes']} of {b['eligible_prefixes']} eligible prefixes")
-        if s.get("fill"):
-            lines.append(f"  fill: {s['fill']}")
-        logger.info("\n".join(lines))
+        logger.info(format_build_summary(self.path, s, self.backend.uses_llm,
+                                         self.stats.format() if self.backend.uses_llm else None))
 
 
 def build_intent_file(config, dataset=None, overwrite=False, backend=None, encoder=None):

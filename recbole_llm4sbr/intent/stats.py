@@ -77,3 +77,25 @@ class GenerationStats:
                          f"{s['tokens_per_s'] or 0:.0f} tokens/s")
             lines.append(line)
         return "\n".join(["generation:"] + lines) if lines else "generation: nothing generated"
+
+
+def format_build_summary(path, s, uses_llm, generation=None):
+    """The log lines of a side-file build's summary ``s`` (``generation``: GenerationStats.format())."""
+    lines = [f"Intent side file [{path}] ({s['backend']}{'' if uses_llm else ': no-LLM baseline'}):",
+             f"  prompts {s['keys']} (resumed {s['resumed']}, to do {s['todo']}), distinct "
+             f"{s['distinct_prompts']} (deduplicated {s['deduplicated']}), generated "
+             f"{s['generated']}, failed {s['failed_prompts']} prompts / {s['failed_keys']} "
+             f"rows, item-text fallbacks {s['item_text_fallbacks']}",
+             "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["seconds"].items()),
+             "  rows by source: " + "; ".join(
+                 f"{view} " + ", ".join(f"{k} {n}" for k, n in counts.items() if n)
+                 for view, counts in s.get("sources", {}).items())]
+    if generation:
+        lines.append("  " + generation)
+    if s.get("budget"):
+        b = s["budget"]
+        lines.append(f"  LLM budget {b['budget']} ({b['select']}, scope {b['scope']}): "
+                     f"{b['selected_prefixes']} of {b['eligible_prefixes']} eligible prefixes")
+    if s.get("fill"):
+        lines.append(f"  fill: {s['fill']}")
+    return "\n".join(lines)
