@@ -13,7 +13,8 @@ import argparse
 import os
 import sys
 
-from recbole_llm4sbr.hyper import hyperopt_search, parse_overrides, ray_search
+from recbole_llm4sbr.config import parse_overrides
+from recbole_llm4sbr.hyper import hyperopt_search, ray_search
 
 
 def main(argv=None):

@@ -38,20 +38,20 @@ def child(spec):
     import warnings
 
     warnings.simplefilter("ignore", FutureWarning)  # RecBole 1.2.1 on pandas 2.x / torch 2.x
-    sys.argv = sys.argv[:1]  # RecBole's Config would parse the parent's flags
     import torch
-    from recbole.config import Config as RecBoleConfig
 
+    from recbole_llm4sbr.config import convert_value, recbole_argv
     from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 
-    overrides = RecBoleConfig._convert_config_dict(None, dict(spec["overrides"]))
+    overrides = {k: convert_value(v) for k, v in spec["overrides"].items()}
     config_dict = {"show_progress": False, **overrides, "seed": spec["seed"]}
     # one folder per run: RecBole names checkpoints by model and second, which parallel runs share
     config_dict["checkpoint_dir"] = os.path.join(
         config_dict.get("checkpoint_dir") or "saved", f"{spec['model']}-seed{spec['seed']}")
     start = time.perf_counter()
-    result = run_recbole_llm4sbr(model=spec["model"], dataset=spec["dataset"],
-                                 config_file_list=spec["config_files"], config_dict=config_dict)
+    with recbole_argv():  # the parent's flags are not RecBole's
+        result = run_recbole_llm4sbr(model=spec["model"], dataset=spec["dataset"],
+                                     config_file_list=spec["config_files"], config_dict=config_dict)
     record = {
         "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
         "overrides": spec["overrides"], "wall_seconds": time.perf_counter() - start,

@@ -26,7 +26,7 @@ def main():
     p.add_argument("--sample", type=int, default=20000, help="prefixes for prompt building")
     p.add_argument("--encode", type=int, default=2000, help="texts for the encoder")
     args, _ = p.parse_known_args()
-    sys.argv = sys.argv[:1]
+    sys.argv = sys.argv[:1]  # a script of its own: RecBole's Config must not see its flags
     logging.basicConfig(level=logging.WARNING)
     import torch
 

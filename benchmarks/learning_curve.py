@@ -27,20 +27,20 @@ def main():
     parser.add_argument("--out", default="docs/learning_curve.png")
     parser.add_argument("--fresh", action="store_true", help="delete the intent side file first")
     args, extra = parser.parse_known_args()
-    sys.argv = sys.argv[:1] + extra  # --key=value overrides reach RecBole's Config
-
-    from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.config import Config, parse_overrides
     from recbole_llm4sbr.data.dataset import resolve_intent_path
-    from recbole_llm4sbr.quick_start import _prepare
+    from recbole_llm4sbr.experiment import build_experiment
+
+    overrides = parse_overrides(extra)
 
     start = time.perf_counter()
     if args.fresh:
-        config = Config(model=args.model, dataset=args.dataset)
+        config = Config(model=args.model, dataset=args.dataset, config_dict=overrides)
         path = resolve_intent_path(config)
         for p in (path, path + ".cache"):
             shutil.rmtree(p, ignore_errors=True)
-    config, _, (train_data, valid_data, test_data), _, trainer = _prepare(
-        args.model, args.dataset, None, {"show_progress": False}
+    config, _, (train_data, valid_data, test_data), _, trainer = build_experiment(
+        args.model, args.dataset, None, {"show_progress": False, **overrides}
     )
     curve = []
     trainer.fit(

@@ -59,7 +59,7 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--max_new_tokens", type=int, default=32)
     args, _ = p.parse_known_args()
-    sys.argv = sys.argv[:1]
+    sys.argv = sys.argv[:1]  # a script of its own: RecBole's Config must not see its flags
     logging.basicConfig(level=logging.WARNING)
     import torch
 

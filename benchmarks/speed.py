@@ -23,10 +23,10 @@ import time
 def child(model, dataset, batches, overrides):
     import torch
 
-    from recbole_llm4sbr.quick_start import _prepare
+    from recbole_llm4sbr.experiment import build_experiment
 
     config_dict = {"show_progress": False, "state": "ERROR", **overrides}
-    config, _, (train_data, _, _), model_obj, trainer = _prepare(model, dataset, None, config_dict)
+    config, _, (train_data, _, _), model_obj, trainer = build_experiment(model, dataset, None, config_dict)
     model_obj.train()
     seen, start = 0, time.perf_counter()
     for i, interaction in enumerate(train_data):
@@ -55,18 +55,6 @@ def child(model, dataset, batches, overrides):
     )
 
 
-def parse_overrides(extra):
-    overrides = {}
-    for arg in extra:
-        if arg.startswith("--") and "=" in arg:
-            key, value = arg[2:].split("=", 1)
-            try:
-                overrides[key] = json.loads(value)
-            except json.JSONDecodeError:
-                overrides[key] = value
-    return overrides
-
-
 def median_row(model, runs):
     """Median seconds per epoch over the runs of one model; peak memory is the largest."""
     seconds = statistics.median(r["seconds_per_epoch"] for r in runs)
@@ -87,10 +75,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="runs per model, interleaved; the median is reported")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args()
+    from recbole_llm4sbr.config import parse_overrides, recbole_argv
+
     overrides = parse_overrides(extra)
     if args.child:
-        sys.argv = sys.argv[:1]  # RecBole's Config parses sys.argv
-        return child(args.child, args.dataset, args.batches, overrides)
+        with recbole_argv():
+            return child(args.child, args.dataset, args.batches, overrides)
 
     models = args.models.split(",")
     runs = {model: [] for model in models}

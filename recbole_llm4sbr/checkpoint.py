@@ -15,7 +15,9 @@ scored without the training data:
   (path and sha256) from which new sessions' intents are computed.
 """
 
+import contextlib
 import hashlib
+import importlib
 import os
 from logging import getLogger
 
@@ -25,6 +27,11 @@ import recbole_llm4sbr
 
 MARKER_KEY = "recbole_llm4sbr"
 CHECKPOINT_FORMAT = 1
+# what a RecBole checkpoint pickles besides tensors: the Config, its enums and the yaml loader
+# class it names (classes only), and numpy scalars found in configs
+TRUSTED_CLASS_MODULES = ("recbole.", "recbole_llm4sbr.", "yaml.loader.")
+NUMPY_GLOBALS = ("numpy.dtype", "numpy.core.multiarray.scalar", "numpy.core.multiarray._reconstruct",
+                 "numpy.ndarray")
 
 
 class CheckpointError(ValueError):
@@ -131,16 +138,65 @@ def serving_marker(config, dataset):
     return marker
 
 
-def read_checkpoint(path, dataset=None, device="cpu"):
-    r"""Load a plugin checkpoint (a local, trusted file: it unpickles a Config) and check its
-    marker. Returns ``(checkpoint, marker)``; raises :class:`CheckpointError` naming the problem."""
+def _resolve(name):
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def trusted_globals(path):
+    r"""The globals the weights-only unpickler may load from ``path``: classes of recbole,
+    recbole_llm4sbr and yaml's loaders, and numpy's scalar and array reconstructors. A file that
+    pickles anything else (a function, another package's class) is refused unread."""
+    import numpy.dtypes
     import torch
 
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as e:  # RecBole's own trainer writes pickle protocol 4, which this cannot read
+        raise CheckpointError(
+            f"[{path}] cannot be read as a torch checkpoint of this plugin ({e}). RecBole's own trainer and "
+            f"earlier versions of this plugin write pickle protocol 4: retrain with run_recbole_llm4sbr.py, "
+            f"or, for a file you trust, re-save it: torch.save(torch.load(path, weights_only=False), "
+            f"path).") from None
+    allowed = []
+    for name in names:
+        obj = _resolve(name) if name.startswith(TRUSTED_CLASS_MODULES + ("numpy.",)) else None
+        if name in NUMPY_GLOBALS or (isinstance(obj, type) and name.startswith(TRUSTED_CLASS_MODULES)):
+            allowed.append(obj)
+        else:
+            raise CheckpointError(f"[{path}] pickles {name!r}, which a recbole_llm4sbr checkpoint "
+                                  f"never holds: refused.")
+    return allowed + [getattr(numpy.dtypes, n) for n in dir(numpy.dtypes) if n.endswith("DType")]
+
+
+@contextlib.contextmanager
+def trusted_checkpoint(path):
+    """While open, ``torch.load(path)`` (weights-only, torch's default) accepts what a plugin
+    checkpoint holds; RecBole's own loading code runs unchanged inside it."""
+    import torch
+
+    with torch.serialization.safe_globals(trusted_globals(os.fspath(path))):
+        yield
+
+
+def load_checkpoint(path, device="cpu"):
+    """A plugin checkpoint, unpickled weights-only with :func:`trusted_globals`."""
+    import torch
+
+    with trusted_checkpoint(path):
+        return torch.load(path, map_location=device, weights_only=True)
+
+
+def read_checkpoint(path, dataset=None, device="cpu"):
+    r"""Load a plugin checkpoint (weights-only, see :func:`trusted_globals`) and check its marker.
+    Returns ``(checkpoint, marker)``; raises :class:`CheckpointError` naming the problem."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint [{path}] does not exist.")
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        checkpoint = load_checkpoint(path, device)
+    except CheckpointError:
+        raise
     except Exception as e:  # not a torch file, truncated, or pickled classes that are gone
         raise CheckpointError(f"[{path}] cannot be read as a torch checkpoint: {e}") from None
     marker = checkpoint.get(MARKER_KEY) if isinstance(checkpoint, dict) else None

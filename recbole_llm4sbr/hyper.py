@@ -12,15 +12,15 @@ Hyper-parameter search for plugin and RecBole models (``run_hyper.py``; see docs
 Neither ray nor ``recbole.quick_start`` is imported at module level.
 """
 
-import contextlib
 import csv
 import inspect
 import json
 import math
 import os
-import sys
 import time
 import warnings
+
+from recbole_llm4sbr.config import recbole_argv
 
 R_KEYS = ("intent_r", "intent_localization_r")  # localization top-r: changes the side file
 PARAM_TYPES = ("choice", "uniform", "quniform", "loguniform")
@@ -56,26 +56,6 @@ def ray_space(params):
             "quniform": lambda v: tune.quniform(*v),
             "loguniform": lambda v: tune.loguniform(math.exp(v[0]), math.exp(v[1]))}
     return {name: make[kind](value) for name, kind, value in params}
-
-
-def parse_overrides(args):
-    """``['--epochs=5', ...]`` -> ``{'epochs': 5}``, converted as RecBole's command line."""
-    from recbole.config import Config as RecBoleConfig
-
-    bad = [a for a in args if not (a.startswith("--") and "=" in a)]
-    if bad:
-        raise ValueError(f"unrecognised arguments {bad}: overrides are --key=value")
-    return RecBoleConfig._convert_config_dict(None, dict(a[2:].split("=", 1) for a in args))
-
-
-@contextlib.contextmanager
-def clean_argv():
-    """RecBole's ``Config`` parses ``sys.argv``; hide the caller's (or Ray's) flags from it."""
-    saved, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
 
 
 def trial_config_dict(base_config_dict, params):
@@ -122,31 +102,20 @@ def _trial_dir():
             return os.getcwd()  # Ray runs function trainables inside their trial directory
 
 
-def _ensure_intents(config):
-    """Build a missing side file once, under a file lock (parallel trials may share an r)."""
-    import fcntl
-
-    from recbole_llm4sbr.data.dataset import resolve_intent_path
-    from recbole_llm4sbr.quick_start import ensure_intent_file
-    from recbole_llm4sbr.utils import get_model, uses_intents
-
-    if uses_intents(get_model(config["model"])):
-        path = resolve_intent_path(config)
-        lock = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
-        with open(lock, "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            ensure_intent_file(config)
-
-
 def ray_trainable(config, fixed_config_file_list=None, base_config_dict=None):
     """Ray Tune trainable: one training run with the sampled ``config`` merged over
     ``base_config_dict`` (which must name ``model`` and ``dataset``)."""
-    sys.argv = sys.argv[:1]  # Ray workers' argv holds ~15 ray-internal --k=v flags
+    with recbole_argv():  # Ray workers' argv holds ray-internal --k=v flags
+        return _ray_trial(config, fixed_config_file_list, base_config_dict)
+
+
+def _ray_trial(config, fixed_config_file_list, base_config_dict):
     warnings.simplefilter("ignore", FutureWarning)  # RecBole 1.2.1 on pandas 2 / torch 2
     import ray
     import torch
 
     from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.experiment import ensure_intent_file
     from recbole_llm4sbr.quick_start import objective_function
 
     base = dict(base_config_dict or {})
@@ -161,7 +130,7 @@ def ray_trainable(config, fixed_config_file_list=None, base_config_dict=None):
     files = fixed_config_file_list
     rb_config = Config(config_file_list=files, config_dict=config_dict)
     metric = rb_config["valid_metric"].lower()
-    _ensure_intents(rb_config)
+    ensure_intent_file(rb_config)  # once, before the trial trains (locked: trials share it)
     epochs = [0]
 
     def callback(epoch_idx, valid_score):
@@ -180,7 +149,7 @@ def ray_trainable(config, fixed_config_file_list=None, base_config_dict=None):
 def driver_config(model, dataset, config_file_list=None, config_dict=None):
     from recbole_llm4sbr.config import Config
 
-    with clean_argv():
+    with recbole_argv():
         return Config(model=model, dataset=dataset, config_file_list=config_file_list,
                       config_dict=dict(config_dict or {}))
 
@@ -247,7 +216,7 @@ class _HyperoptObjective:
         trial = trial_config_dict(self.base, config_dict)  # own folder: names are model + second
         trial["checkpoint_dir"] = os.path.join(self.checkpoint_dir, f"trial{self.calls}")
         self.calls += 1
-        with clean_argv():
+        with recbole_argv():
             return objective_function(trial, config_file_list, saved=True)
 
 

@@ -7,63 +7,11 @@ for RecBole's ``HyperTuning`` and Ray Tune). Both accept plugin and RecBole mode
 """
 
 import logging
-import os
 from logging import getLogger
 
-import torch
-from recbole.data import data_preparation
-from recbole.utils import get_environment, init_logger, init_seed, set_color
+from recbole.utils import get_environment, set_color
 
-from recbole_llm4sbr.config import Config
-from recbole_llm4sbr.data.dataset import resolve_intent_path
-from recbole_llm4sbr.data.side_file import read_meta
-from recbole_llm4sbr.settings import validate
-from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
-
-
-def ensure_intent_file(config):
-    """Build the side file of an LLM4SBR model when it is missing or incomplete and auto-build is
-    on. A complete side file is used as it is, whatever built it (its LLM budget included): to
-    change it, run ``python -m recbole_llm4sbr.intent build`` with the new settings."""
-    if not uses_intents(get_model(config["model"])):
-        return None
-    path = resolve_intent_path(config)
-    meta_path = os.path.join(path, "meta.json")
-    meta = read_meta(path) if os.path.exists(meta_path) else {}
-    if meta.get("complete") or not config["intent_auto_build"]:
-        backend = (meta.get("provenance") or {}).get("backend")
-        if meta and backend != (config["intent_backend"] or "item-text"):
-            getLogger().info(f"Using the complete intent side file [{path}] built with the "
-                             f"'{backend}' backend (plan {meta.get('plan')}).")
-        return path  # a missing file then fails in IntentDataset with the command to build it
-    from recbole_llm4sbr.intent import build_intent_file
-
-    getLogger().info(
-        f"No complete intent side file at [{path}]: building (or resuming) it now with the "
-        f"'{config['intent_backend']}' backend."
-    )
-    return build_intent_file(config)
-
-
-def _prepare(model=None, dataset=None, config_file_list=None, config_dict=None):
-    config = Config(
-        model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
-    )
-    validate(config)  # a bad setting fails here, before any data loads
-    init_seed(config["seed"], config["reproducibility"])
-    if config["torch_num_threads"]:
-        torch.set_num_threads(int(config["torch_num_threads"]))
-    init_logger(config)
-    ensure_intent_file(config)
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    # importing recbole.model.sequential_recommender runs sine.py, which switches autograd's
-    # anomaly detection on for the whole process (a NaN check after every backward op)
-    torch.autograd.set_detect_anomaly(bool(config["detect_anomaly"]))
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    return config, dataset, (train_data, valid_data, test_data), model, trainer
+from recbole_llm4sbr.experiment import build_experiment
 
 
 def _result(config, trainer, best_valid_score, best_valid_result, test_result):
@@ -82,15 +30,28 @@ def _result(config, trainer, best_valid_score, best_valid_result, test_result):
 
 
 def run_recbole_llm4sbr(
-    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
+    nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0,
 ):
-    r"""Train and evaluate one model (plugin or RecBole) on one dataset.
+    r"""Train and evaluate one model (plugin or RecBole) on one dataset, in this process or, as
+    RecBole's ``run``, in ``nproc`` processes of a ``world_size``-process group (several hosts:
+    the same ``ip``/``port`` of rank 0's host, ``group_offset`` = ranks started elsewhere).
+    ``gloo`` on CPUs, ``nccl`` on GPUs (one GPU per process).
 
     Returns:
         dict: best_valid_score, valid_score_bigger, best_valid_result, test_result,
-        seconds_per_epoch, checkpoint.
+        seconds_per_epoch, checkpoint (rank 0's, for a multi-process run).
     """
-    config, dataset, (train_data, valid_data, test_data), model, trainer = _prepare(
+    if nproc > 1 or world_size > 0:
+        import torch.multiprocessing as mp
+
+        world = {"world_size": nproc if world_size <= 0 else world_size, "ip": ip,
+                 "port": str(port), "nproc": nproc, "offset": group_offset}
+        queue = mp.get_context("spawn").SimpleQueue()
+        mp.spawn(_rank, nprocs=nproc, join=True, args=(
+            model, dataset, config_file_list, {**(config_dict or {}), **world}, saved, queue))
+        return None if queue.empty() else queue.get()
+    config, dataset, (train_data, valid_data, test_data), model, trainer = build_experiment(
         model, dataset, config_file_list, config_dict
     )
     logger = getLogger()
@@ -112,10 +73,21 @@ def run_recbole_llm4sbr(
     return result
 
 
+def _rank(local_rank, model, dataset, config_file_list, config_dict, saved, queue):
+    """One process of a multi-process run; rank 0 returns the result through ``queue``."""
+    import torch.distributed as dist
+
+    result = run_recbole_llm4sbr(model, dataset, config_file_list,
+                                 {**config_dict, "local_rank": local_rank}, saved)
+    if local_rank == 0 and config_dict["offset"] == 0:
+        queue.put(result)
+    dist.destroy_process_group()
+
+
 def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
     r"""RecBole-compatible objective: selects on validation; ``callback_fn(epoch, valid_score)``
     is called after every evaluation (Ray Tune reports through it)."""
-    config, dataset, (train_data, valid_data, test_data), model, trainer = _prepare(
+    config, dataset, (train_data, valid_data, test_data), model, trainer = build_experiment(
         None, None, config_file_list, config_dict
     )
     logging.basicConfig(level=logging.ERROR)

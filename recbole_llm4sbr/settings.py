@@ -5,8 +5,16 @@ recbole_llm4sbr.settings
 The allowed values of the plugin's settings, in one place: the models, stage one and the CLIs
 check them here, and :func:`validate` checks every one of them before any data is loaded, so a bad
 value is a one-line error naming the key, not a traceback after the dataset has loaded. Defaults
-and help texts live in ``properties/*.yaml``.
+and help texts live in ``properties/*.yaml`` (``key: default  # (type) help`` per line), which
+:func:`keys_help` reads for the command lines' ``--help``.
 """
+
+import functools
+import os
+import re
+
+KEY_FILES = ("overall.yaml", "intent_model.yaml", "intent.yaml")
+_KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*#\s*(.*)$")
 
 CHOICES = {
     "intent_gate": ("residual", "paper", "fixed"),
@@ -78,3 +86,39 @@ def validate(config):
 
     llm_plan(config)
     return config
+
+
+@functools.lru_cache(maxsize=None)
+def documented_keys(files=KEY_FILES):
+    """``[(file, key, default, help)]`` of the plugin's own keys, as their yaml declares them."""
+    from recbole_llm4sbr.utils import PROPERTIES_DIR
+
+    rows = []
+    for name in files:
+        with open(os.path.join(PROPERTIES_DIR, name), encoding="utf-8") as f:
+            rows += [(name, *m.groups()) for m in map(_KEY_LINE.match, f) if m]
+    return tuple(rows)
+
+
+def setting(config, key):
+    """``config[key]``, or the default its yaml declares when the config lacks the key (a model
+    built from a plain RecBole ``Config``): the default is written in one place only."""
+    value = config[key]
+    if value is not None:
+        return value
+    import yaml
+
+    declared = {k: d for _, k, d, _ in documented_keys()}
+    return yaml.safe_load(declared[key])
+
+
+def keys_help():
+    """The ``--help`` epilog: every plugin key with its default and help, by yaml file."""
+    lines, last = ["plugin config keys (--key=value; RecBole's own keys work as in RecBole):"], None
+    for name, key, default, text in documented_keys():
+        if name != last:
+            lines.append(f"\n  properties/{name}")
+            last = name
+        lines.append(f"    --{key}={default}  {text}")
+    lines.append("\n  each model's own keys: properties/model/<Model>.yaml")
+    return "\n".join(lines)

@@ -2,11 +2,13 @@
 r"""
 recbole_llm4sbr.trainer
 #######################
-RecBole's checkpoints hold the whole ``Config``; torch >= 2.6 refuses to unpickle them with its
-default ``weights_only=True``. The trainers returned by :func:`with_checkpoint_loading` load the
-plugin's own (trusted) checkpoints with ``weights_only=False``, and add the plugin's marker
-(:mod:`recbole_llm4sbr.checkpoint`: item map, item text, intent-source state) to every checkpoint
-they save, which is what :mod:`recbole_llm4sbr.serve` needs to score new sessions.
+RecBole's checkpoints hold the whole ``Config``, pickled with protocol 4; torch >= 2.6 refuses to
+unpickle them with its default ``weights_only=True``. The trainers returned by
+:func:`with_checkpoint_loading` re-save every checkpoint they write with torch's default protocol
+and the plugin's marker (:mod:`recbole_llm4sbr.checkpoint`: item map, item text, intent-source
+state, which :mod:`recbole_llm4sbr.serve` needs), and run RecBole's own reload code inside
+:func:`~recbole_llm4sbr.checkpoint.trusted_checkpoint`: weights-only, with the classes a plugin
+checkpoint holds allowed and nothing else.
 """
 
 import os
@@ -15,18 +17,30 @@ import time
 import torch
 from recbole.trainer import Trainer
 
-from recbole_llm4sbr.checkpoint import MARKER_KEY, serving_marker
-
-
-def load_checkpoint(path, device="cpu"):
-    """Load a RecBole checkpoint written by this library (trusted: it holds a pickled Config)."""
-    return torch.load(path, map_location=device, weights_only=False)
+from recbole_llm4sbr.checkpoint import MARKER_KEY, serving_marker, trusted_checkpoint
 
 
 class CheckpointLoadingMixin:
     """Best-model reload and resume that work on torch >= 2.6; records seconds per epoch and the
     validation score of every evaluation; tells LLM4SBR models the epoch (tau schedule); marks
     every saved checkpoint as the plugin's (``checkpoint["recbole_llm4sbr"]``)."""
+
+    def __init__(self, config, model):
+        # RecBole wraps the model in DistributedDataParallel with device_ids=[local_rank], which
+        # only CUDA modules accept: on CPU (gloo), wrap it without device ids
+        cpu_ddp = not config["single_spec"] and config["device"].type == "cpu"
+        if cpu_ddp:
+            config["single_spec"] = True
+        try:
+            super().__init__(config, model)
+        finally:
+            config["single_spec"] = False if cpu_ddp else config["single_spec"]
+        if cpu_ddp:
+            self.distributed_model = torch.nn.parallel.DistributedDataParallel(self.model)
+        if not config["single_spec"]:  # every rank names the checkpoint rank 0 writes
+            names = [getattr(self, "saved_model_file", None)]
+            torch.distributed.broadcast_object_list(names, src=0)
+            self.saved_model_file = names[0]
 
     def fit(self, train_data, *args, **kwargs):
         self.serving_marker = serving_marker(self.config, train_data._dataset)
@@ -36,12 +50,14 @@ class CheckpointLoadingMixin:
         super()._save_checkpoint(epoch, *args, **kwargs)
         path = kwargs.get("saved_model_file", self.saved_model_file)
         marker = getattr(self, "serving_marker", None)
-        if marker is None or not os.path.isfile(path):  # not fitted here, or not rank 0
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return  # rank 0 writes the checkpoint
+        if marker is None or not os.path.isfile(path):  # not fitted here
             return
-        state = load_checkpoint(path)
+        state = torch.load(path, weights_only=False)  # RecBole's trainer wrote it just now, here
         state[MARKER_KEY] = marker
         tmp = f"{path}.tmp{os.getpid()}"
-        torch.save(state, tmp, pickle_protocol=4)
+        torch.save(state, tmp)  # torch's default protocol: weights-only loading can read it
         os.replace(tmp, path)
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
@@ -71,32 +87,16 @@ class CheckpointLoadingMixin:
         return (scores.index(best) + 1) * self.eval_step - 1  # RecBole validates every eval_step
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if load_best_model and eval_data:
-            checkpoint_file = model_file or self.saved_model_file
-            checkpoint = load_checkpoint(checkpoint_file, self.device)
-            self.model.load_state_dict(checkpoint["state_dict"])
-            self.model.load_other_parameter(checkpoint.get("other_parameter"))
-            self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(
-            eval_data, load_best_model=False, show_progress=show_progress
-        )
+        if not (load_best_model and eval_data):
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        if not self.config["single_spec"]:
+            torch.distributed.barrier()  # rank 0 has written the checkpoint
+        with trusted_checkpoint(model_file or self.saved_model_file):
+            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
 
     def resume_checkpoint(self, resume_file):
-        resume_file = str(resume_file)
-        checkpoint = load_checkpoint(resume_file, self.device)
-        self.saved_model_file = resume_file
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        if checkpoint["config"]["model"].lower() != self.config["model"].lower():
-            self.logger.warning(
-                f"Checkpoint [{resume_file}] was trained as {checkpoint['config']['model']}, "
-                f"not {self.config['model']}: loading its state_dict may fail."
-            )
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        with trusted_checkpoint(resume_file):
+            return super().resume_checkpoint(resume_file)
 
 
 _WRAPPED = {}

@@ -89,6 +89,9 @@ def test_ml1m_dat_latin1_and_outputs(tmp_path, capsys):
     assert set(inter["item_id:token"]) <= set(item["item_id:token"])
     stats = json.loads((out / "stats.json").read_text())
     assert stats["sessions"] == 36 and stats["clicks"] == len(inter)
+    txt = (out / "stats.txt").read_text()  # the command and every option, as docs promise
+    assert f"python -m recbole_llm4sbr.data.convert movielens --src {src}" in txt
+    assert "min_item_count=1" in txt and "gap_minutes=10.0" in txt
 
 
 def test_mlcsv_tags_and_quotes(tmp_path):
@@ -183,7 +186,9 @@ OLD_META = [
     {"asin": "A1", "title": "Rose Soap", "categories": [["Beauty", "Bath & Body"], ["Beauty"]],
      "brand": "Acme"},
     {"asin": "A2", "title": "Lip Balm &amp; Co", "categories": [["Beauty", "Lips"]]},
-    {"asin": "A3", "title": "Shampoo", "categories": [["Beauty", "Hair Care"]], "brand": "Zed"},
+    {"asin": "A3", "title": "Shampoo", "categories": [["Beauty", "Hair Care, Shampoo"]],
+     "brand": "Zed"},
+    {"asin": "A4", "title": "Rare Cream", "categories": [["Beauty"]]},
 ]
 
 
@@ -193,6 +198,8 @@ def amazon_reviews(asin_key="asin", user_key="reviewerID", time_key="unixReviewT
         for k, a in enumerate(["A1", "A2", "A3"]):
             rows.append({user_key: f"U{u}", asin_key: a, time_key: (1400000000 + u + k) * ms,
                          "overall": 5.0, "reviewText": "ok\ttab"})
+    rows.append(dict(rows[0]))  # an exact duplicate
+    rows.append({user_key: "U0", asin_key: "A4", time_key: 1500000000 * ms})  # under any k-core
     return rows
 
 
@@ -227,6 +234,12 @@ def test_amazon_releases(tmp_path, release, gz):
     item = read_atomic(out / "beauty.item").set_index("item_id:token")
     assert list(item.columns) == ["title:token_seq", "categories:token_seq", "brand:token_seq"]
     assert item.loc["A1", "categories:token_seq"] == "Beauty, Bath & Body"  # flattened, distinct
+    assert item.loc["A3", "categories:token_seq"] == "Beauty, Hair Care Shampoo"  # inner comma
+    stats = json.loads((out / "stats.json").read_text())
+    # the input's size (12 reviews, 1 duplicate, 1 on a rare item) before dedup and the 3-core
+    assert stats["raw"]["clicks"] == 14 and stats["raw"]["items"] == 4
+    assert stats["after_reader_filters"] == {"users": 4, "items": 3, "clicks": 12}
+    assert "after dedup / k-core" in (out / "stats.txt").read_text()
     assert item.loc["A2", "title:token_seq"] == "Lip Balm & Co"
     assert item.loc["A2", "brand:token_seq"] == ""
     inter = read_atomic(out / "beauty.inter")
@@ -235,7 +248,8 @@ def test_amazon_releases(tmp_path, release, gz):
 
 
 def test_amazon_missing_text(tmp_path, capsys):
-    r = _write_lines(tmp_path / "r.json", [json.dumps(x) for x in amazon_reviews()], False)
+    reviews = [x for x in amazon_reviews() if x["asin"] != "A4"]
+    r = _write_lines(tmp_path / "r.json", [json.dumps(x) for x in reviews], False)
     m = _write_lines(tmp_path / "m.json", [json.dumps(x) for x in OLD_META[:2]], False)
     args = ["amazon", "--reviews", r, "--meta", m, "--min-item-count", 1, "--quiet"]
     assert convert(*args, "--out", tmp_path / "a") == 2

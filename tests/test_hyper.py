@@ -9,12 +9,8 @@ import pytest
 import yaml
 
 from conftest import tiny_config_dict, write_last_item_side_file
-from recbole_llm4sbr.hyper import (
-    hyperopt_search,
-    parse_overrides,
-    read_params_file,
-    trial_config_dict,
-)
+from recbole_llm4sbr.config import parse_overrides
+from recbole_llm4sbr.hyper import hyperopt_search, read_params_file, trial_config_dict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,8 +56,12 @@ def test_params_files_parse_and_r_selects_its_own_side_file():
     aliased = trial_config_dict(base, {"intent_localization_r": 5})
     assert aliased["intent_r"] == 5 and aliased["intent_file"] == "ml-100k.r5.intent"
     assert "intent_file" not in trial_config_dict(base, {"intent_tau": 0.1})
-    assert parse_overrides(["--epochs=3", "--topk=[10,20]", "--x=abc"]) == {
-        "epochs": 3, "topk": [10, 20], "x": "abc"}
+    assert parse_overrides(["--epochs=3", "--topk=[10,20]", "--x=abc", "--a=TRUE", "--lr=1e-3",
+                            "--d={'k': 1}", "--s=os.system('x')"]) == {
+        "epochs": 3, "topk": [10, 20], "x": "abc", "a": True, "lr": 1e-3, "d": {"k": 1},
+        "s": "os.system('x')"}  # literals only: nothing is evaluated
+    with pytest.raises(ValueError, match="epochs"):
+        parse_overrides(["epochs=3"])
 
 
 @pytest.fixture(scope="module")

@@ -173,10 +173,11 @@ def test_uncertainty_selects_the_prefixes_a_trained_model_is_least_sure_of(root)
     scores = entropy_scores(ckpt, dataset, table, pool)
     assert np.isfinite(scores).all() and scores.std() > 0
     # the entropies are those of RecBole's own scores for the same training samples
+    from recbole_llm4sbr.checkpoint import load_checkpoint
     from recbole_llm4sbr.config import Config
     from recbole_llm4sbr.utils import get_model
 
-    state = torch.load(ckpt, weights_only=False)
+    state = load_checkpoint(ckpt)
     cfg = Config(model="SRGNN", dataset="tiny", config_dict=tiny_config_dict(root, step=1))
     train, _, _ = data_preparation(cfg, create_dataset(cfg))
     model = get_model("SRGNN")(cfg, train._dataset)

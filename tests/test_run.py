@@ -9,7 +9,9 @@ import torch
 from conftest import tiny_config_dict, write_last_item_side_file, write_tiny_dataset
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.data.dataset import IntentDataset
-from recbole_llm4sbr.quick_start import _prepare, run_recbole_llm4sbr
+from recbole_llm4sbr.checkpoint import load_checkpoint
+from recbole_llm4sbr.experiment import build_experiment
+from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 from recbole_llm4sbr.utils import get_model
 
 LLM4SBR_MODELS = [
@@ -60,8 +62,16 @@ def test_baseline_runs_through_the_plugin_and_reloads_its_checkpoint(tiny_root):
     result = run_recbole_llm4sbr(model="GRU4Rec", dataset="tiny", config_dict=tiny_config_dict(tiny_root))
     assert set(result["test_result"]) >= {"recall@20", "mrr@20", "ndcg@20"}
     assert result["seconds_per_epoch"] > 0
-    checkpoint = torch.load(result["checkpoint"], weights_only=False)
+    checkpoint = load_checkpoint(result["checkpoint"])
     assert checkpoint["config"]["model"] == "GRU4Rec"
+    # load_experiment rebuilds the dataset and splits and loads the weights, in eval mode
+    from recbole_llm4sbr.experiment import load_experiment
+
+    config, dataset, (_, _, test_data), model, trainer = load_experiment(result["checkpoint"])
+    assert trainer is None and not model.training and config["model"] == "GRU4Rec"
+    assert len(test_data._dataset) > 0
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, checkpoint["state_dict"][name]), name
 
 
 @pytest.mark.parametrize("model", LLM4SBR_MODELS)
@@ -72,7 +82,7 @@ def test_llm4sbr_model_trains_evaluates_and_reloads(tiny_root, model):
     for value in result["test_result"].values():
         assert 0.0 <= value <= 1.0
     # a fresh model loaded from the checkpoint gives the same test metrics
-    config, _, (_, _, test_data), fresh, trainer = _prepare(model, "tiny", None, config_dict)
+    config, _, (_, _, test_data), fresh, trainer = build_experiment(model, "tiny", None, config_dict)
     reloaded = trainer.evaluate(test_data, load_best_model=True, model_file=result["checkpoint"])
     assert dict(reloaded) == dict(result["test_result"])
 
@@ -81,7 +91,7 @@ def test_resume_checkpoint(tiny_root):
     build_side_file(tiny_root)
     config_dict = tiny_config_dict(tiny_root, epochs=1, **SMALL_BACKBONE)
     result = run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="tiny", config_dict=config_dict)
-    _, _, (train_data, valid_data, _), _, trainer = _prepare("LLM4SBR_SRGNN", "tiny", None, dict(config_dict, epochs=2))
+    _, _, (train_data, valid_data, _), _, trainer = build_experiment("LLM4SBR_SRGNN", "tiny", None, dict(config_dict, epochs=2))
     trainer.resume_checkpoint(result["checkpoint"])
     assert trainer.start_epoch == 1
     trainer.fit(train_data, valid_data, saved=False)
@@ -113,7 +123,7 @@ def test_vectorized_session_graph_gives_identical_metrics(tiny_root, model):
 @pytest.mark.parametrize("key, value", [("intent_gate", "maybe"), ("intent_r", -1),
                                         ("intent_llm_budget", "lots"), ("intent_backend", "gpt")])
 def test_bad_settings_fail_before_any_data_loads(tiny_root, monkeypatch, key, value):
-    import recbole_llm4sbr.quick_start as qs
+    import recbole_llm4sbr.experiment as qs
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the dataset was loaded before the settings were checked")
@@ -148,3 +158,38 @@ def test_the_shipped_dataset_is_copied_out_for_another_data_path(tmp_path):
     folder = tmp_path / "ml-latest-small"
     assert (folder / "ml-latest-small.inter").stat().st_size > 1_000_000
     assert config["intent_text_fields"]  # from the dataset's yaml
+
+
+def test_help_lists_every_plugin_key_with_its_default(monkeypatch, capsys):
+    import os
+
+    from recbole_llm4sbr.run import main
+    from recbole_llm4sbr.settings import CHOICES, NUMBERS, documented_keys
+    from recbole_llm4sbr.utils import PROPERTIES_DIR
+
+    monkeypatch.setattr(sys, "argv", ["run_recbole_llm4sbr.py", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    out = capsys.readouterr().out
+    assert "--intent_gate=residual  (str) residual:" in out and "--nproc NPROC" in out
+    shared = documented_keys()
+    assert len(shared) > 40 and all(f"--{key}={default}" in out for _, key, default, _ in shared)
+    # every checked setting is declared in one yaml file, the shared ones or a model's own
+    models = ["model/" + f for f in os.listdir(os.path.join(PROPERTIES_DIR, "model"))]
+    declared = {key for _, key, _, _ in documented_keys(tuple(models))} | {k for _, k, _, _ in shared}
+    assert set(CHOICES) | set(NUMBERS) <= declared
+
+
+def test_code_defaults_are_the_yaml_declarations(tiny_root):
+    """A model built from a config without the plugin's keys gets the yaml's defaults, which are
+    what the plugin's Config loads: the default is written once."""
+    from collections import defaultdict
+
+    from recbole_llm4sbr.settings import documented_keys, setting
+
+    config = Config(model="LLM4SBR_SRGNN", dataset="tiny", config_dict=tiny_config_dict(tiny_root))
+    empty = defaultdict(lambda: None)
+    keys = [k for f, k, _, _ in documented_keys() if f == "intent_model.yaml"]
+    assert "intent_gate" in keys and "intent_tau" in keys
+    for key in keys:
+        assert setting(empty, key) == config[key], key

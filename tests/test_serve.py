@@ -2,16 +2,18 @@
 new sessions equal to the side file's, truncation, bad input, the intent sources and the CLI."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 from recbole.data.interaction import Interaction
+from recbole.utils import init_seed
 
 from intent_fixtures import FakeChatServer, default_answer, shared_encoder
-from recbole_llm4sbr.checkpoint import MARKER_KEY
+from recbole_llm4sbr.checkpoint import MARKER_KEY, load_checkpoint
 from recbole_llm4sbr.data.side_file import read_records
-from recbole_llm4sbr.quick_start import _prepare
+from recbole_llm4sbr.experiment import build_experiment
 from recbole_llm4sbr.serve import (
     CheckpointError, EmptySessionError, IntentSourceError, IntentSourceUnavailable, Recommender,
     ServeError, UnknownItemsError,
@@ -37,9 +39,9 @@ def llm4sbr(tmp_path_factory):
 def full_sort_topk(root, model, path, k, **overrides):
     """RecBole's own full-sort evaluation of the test split: per session, the test sample's
     interaction and the top-k item tokens and scores."""
-    config, dataset, (_, _, test_data), net, trainer = _prepare(model, "tiny", None,
+    config, dataset, (_, _, test_data), net, trainer = build_experiment(model, "tiny", None,
                                                                   serve_config_dict(root, **overrides))
-    net.load_state_dict(torch.load(path, weights_only=False)["state_dict"])
+    net.load_state_dict(load_checkpoint(path)["state_dict"])
     net.eval()
     trainer.tot_item_num = test_data._dataset.item_num
     tokens = dataset.field2id_token[dataset.iid_field]
@@ -150,7 +152,7 @@ def test_bad_sessions_raise_clear_errors(llm4sbr):
 
 
 def _altered(path, tmp_path, change):
-    state = torch.load(path, weights_only=False)
+    state = load_checkpoint(path)
     change(state)
     out = tmp_path / "altered.pth"
     torch.save(state, out)
@@ -174,6 +176,15 @@ def test_checkpoints_that_are_not_the_plugins_or_do_not_fit_are_refused(tmp_path
 
     with pytest.raises(CheckpointError, match="do not fit SRGNN"):
         Recommender.from_checkpoint(_altered(path, tmp_path, fewer_items))
+    # weights-only loading: classes of recbole/recbole_llm4sbr/yaml's loaders and numpy arrays,
+    # nothing else; RecBole's own protocol-4 files get the command that converts them
+    for foreign, name in ((subprocess.Popen, "Popen"), (init_seed, "init_seed")):
+        with pytest.raises(CheckpointError, match=f"pickles '.*{name}'.*refused"):
+            Recommender.from_checkpoint(_altered(path, tmp_path, lambda s: s.update(hook=foreign)))
+    old = tmp_path / "protocol4.pth"
+    torch.save(load_checkpoint(path), old, pickle_protocol=4)
+    with pytest.raises(CheckpointError, match="pickle protocol 4.*re-save it"):
+        Recommender.from_checkpoint(old)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot be read as a torch checkpoint"):
@@ -183,7 +194,7 @@ def test_checkpoints_that_are_not_the_plugins_or_do_not_fit_are_refused(tmp_path
 
 
 def test_marker_holds_what_serving_needs(tmp_path_factory):
-    marker = torch.load(checkpoint(tmp_path_factory, "LLM4SBR_SRGNN"), weights_only=False)[MARKER_KEY]
+    marker = load_checkpoint(checkpoint(tmp_path_factory, "LLM4SBR_SRGNN"))[MARKER_KEY]
     assert marker["format"] == 1 and marker["dataset"] == "tiny" and marker["model"] == "LLM4SBR_SRGNN"
     assert marker["items"]["tokens"][0] == "[PAD]" and len(marker["items"]["tokens"]) == 21
     assert marker["items"]["titles"][1].startswith("Movie number")
@@ -192,7 +203,7 @@ def test_marker_holds_what_serving_needs(tmp_path_factory):
     assert intent["localization"] == {"r": 5, "weighting": "paper", "temperature": 0.1}
     assert intent["item_embeddings"]["shape"] == [20, 384] and intent["item_texts_match"] is True
     assert "intent_item_text_short_window" in intent["windows"] or "intent_short_window" in intent["windows"]
-    baseline = torch.load(checkpoint(tmp_path_factory, "SRGNN"), weights_only=False)[MARKER_KEY]
+    baseline = load_checkpoint(checkpoint(tmp_path_factory, "SRGNN"))[MARKER_KEY]
     assert baseline["intent"] is None and baseline["items"]["tokens"] == marker["items"]["tokens"]
 
 

@@ -72,17 +72,12 @@ def _prepare_model(args, overrides):
 
 
 def _config(args, overrides):
-    from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.config import Config, recbole_argv
+    from recbole_llm4sbr.settings import validate
 
     files = args.config_files.split() if args.config_files else None
-    # RecBole reads --key=value from sys.argv: give it the overrides only, not our own flags
-    saved, sys.argv = sys.argv, sys.argv[:1] + list(overrides)
-    try:
-        from recbole_llm4sbr.settings import validate
-
+    with recbole_argv(overrides):  # the overrides only, not this command's own flags
         return validate(Config(model=args.model, dataset=args.dataset, config_file_list=files))
-    finally:
-        sys.argv = saved
 
 
 def _setup_logging():

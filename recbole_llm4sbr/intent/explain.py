@@ -30,19 +30,10 @@ def find_records(path, session, prefix_len):
 def top_recommendations(checkpoint, session, prefix_len, k=10):
     """Top-``k`` raw item tokens of a trained model for the sample ``(session, prefix_len)``."""
     import torch
-    from recbole.data import data_preparation
 
-    from recbole_llm4sbr.utils import create_dataset, get_model
+    from recbole_llm4sbr.experiment import load_experiment
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    config = ckpt["config"]
-    config["device"] = torch.device("cpu")
-    config["use_gpu"] = False
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train_data._dataset)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    config, dataset, (train_data, valid_data, test_data), model, _ = load_experiment(checkpoint)
     tokens = dataset.field2id_token[dataset.uid_field]
     field = getattr(dataset, "prefix_len_field", "prefix_len")
     for part in (test_data, valid_data, train_data):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_llm4sbr.model.intent_losses import LONG, SHORT, intent_aux_loss
-from recbole_llm4sbr.settings import check_choice
+from recbole_llm4sbr.settings import check_choice, setting
 
 VIEW_NAMES = ("long", "short")
 
@@ -82,22 +82,22 @@ class IntentFusionMixin(object):
             )
         self.intent_dim = int(intent_dim)
         self.intent_hidden_size = hidden_size
-        self.intent_tau = float(_get(config, "intent_tau", 0.1))
-        self.intent_tau_schedule = _get(config, "intent_tau_schedule", "constant")
-        self.intent_tau_epochs = int(_get(config, "intent_tau_epochs", 10))
-        self.intent_aux_reduction = _get(config, "intent_aux_reduction", "mean")
-        self.intent_aux_grad = _get(config, "intent_aux_grad", "both")
-        self.intent_uniformity_t = float(_get(config, "intent_uniformity_t", 2.0))
-        self.intent_uniformity_rows = _get(config, "intent_uniformity_rows", None)
-        self.intent_gate = _get(config, "intent_gate", "residual")
+        self.intent_tau = float(setting(config, "intent_tau"))
+        self.intent_tau_schedule = setting(config, "intent_tau_schedule")
+        self.intent_tau_epochs = int(setting(config, "intent_tau_epochs"))
+        self.intent_aux_reduction = setting(config, "intent_aux_reduction")
+        self.intent_aux_grad = setting(config, "intent_aux_grad")
+        self.intent_uniformity_t = float(setting(config, "intent_uniformity_t"))
+        self.intent_uniformity_rows = config["intent_uniformity_rows"]  # None: all rows
+        self.intent_gate = setting(config, "intent_gate")
         for key in ("intent_aux_reduction", "intent_aux_grad", "intent_gate", "intent_tau_schedule"):
             check_choice(key, getattr(self, key))
         if self.intent_tau_epochs < 1:
             raise ValueError(f"intent_tau_epochs must be >= 1, got {self.intent_tau_epochs}.")
         self.intent_epoch = 0  # set by the plugin's trainer before every training epoch
-        self.INTENT_LONG = _get(config, "INTENT_LONG_FIELD", "intent_long")
-        self.INTENT_SHORT = _get(config, "INTENT_SHORT_FIELD", "intent_short")
-        self.INTENT_MASK = _get(config, "INTENT_MASK_FIELD", "intent_mask")
+        self.INTENT_LONG = setting(config, "INTENT_LONG_FIELD")
+        self.INTENT_SHORT = setting(config, "INTENT_SHORT_FIELD")
+        self.INTENT_MASK = setting(config, "INTENT_MASK_FIELD")
 
         # T of Eq. (7), one for both views (authors' ``linear_text2seq``)
         self.intent_projection = nn.Linear(self.intent_dim, hidden_size, bias=True)
@@ -236,8 +236,3 @@ class IntentFusionMixin(object):
     def full_sort_predict(self, interaction):
         self._intent_batch = self._read_intents(interaction)
         return super().full_sort_predict(interaction)
-
-
-def _get(config, key, default):
-    value = config[key]
-    return default if value is None else value

@@ -13,6 +13,8 @@ import sys
 from recbole_llm4sbr.data.convert.common import ConversionError
 from recbole_llm4sbr.data.convert.pipeline import Options, check_options, convert
 
+HELP = argparse.ArgumentDefaultsHelpFormatter  # --help shows every option's default
+
 
 def _ratio(text):
     try:
@@ -28,13 +30,14 @@ def _common(p, session_default):
     p.add_argument("--out", required=True, help="output folder dataset/NAME (NAME = dataset name)")
     g = p.add_argument_group("sessions")
     g.add_argument("--session", choices=["user", "gap", "bucket"], default=session_default,
-                   help=f"user: whole history; gap: cut at inactivity > --gap-minutes; bucket: "
-                        f"clock-aligned --bucket-minutes windows (default {session_default})")
-    g.add_argument("--gap-minutes", type=float, default=10.0)
-    g.add_argument("--bucket-minutes", type=float, default=10.0)
+                   help="user: whole history; gap: cut at inactivity > --gap-minutes; bucket: "
+                        "clock-aligned --bucket-minutes windows")
+    g.add_argument("--gap-minutes", type=float, default=10.0, help="inactivity gap of --session gap")
+    g.add_argument("--bucket-minutes", type=float, default=10.0,
+                   help="window length of --session bucket")
     g = p.add_argument_group("filters")
-    g.add_argument("--min-session-len", type=int, default=2)
-    g.add_argument("--min-item-count", type=int, default=5)
+    g.add_argument("--min-session-len", type=int, default=2, help="shorter sessions are dropped")
+    g.add_argument("--min-item-count", type=int, default=5, help="rarer items are dropped")
     g.add_argument("--filter", choices=["iterate", "once"], default="iterate",
                    help="repeat item and session filters until stable, or one pass (authors)")
     g.add_argument("--rare-items", choices=["item", "session"], default="item",
@@ -48,7 +51,8 @@ def _common(p, session_default):
     g.add_argument("--split", choices=["loo", "session"], default="loo",
                    help="loo: NAME.inter for RecBole's per-session leave-one-out; session: "
                         "whole sessions to train/valid/test benchmark files")
-    g.add_argument("--split-ratio", type=_ratio, default=(0.8, 0.1, 0.1))
+    g.add_argument("--split-ratio", type=_ratio, default=(0.8, 0.1, 0.1),
+                   help="train,valid,test fractions of --split session")
     g.add_argument("--split-order", choices=["time", "id"], default="time",
                    help="order sessions by start time, or by (user, session) id (authors)")
     g.add_argument("--prefixes", choices=["all", "last"], default="all",
@@ -73,10 +77,10 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m recbole_llm4sbr.data.convert",
         description="Convert raw MovieLens / Amazon dumps into RecBole atomic files with item "
-                    "text (LLM4SBR).")
+                    "text (LLM4SBR).", formatter_class=HELP)
     sub = parser.add_subparsers(dest="source", required=True)
     ml = sub.add_parser("movielens", help="MovieLens ratings.dat/movies.dat or "
-                                          "ratings.csv/movies.csv (+ tags)")
+                                          "ratings.csv/movies.csv (+ tags)", formatter_class=HELP)
     ml.add_argument("--src", required=True, help="folder of the MovieLens files")
     ml.add_argument("--ratings", help="ratings file name/path if not ratings.{dat,csv}[.gz]")
     ml.add_argument("--movies", help="movies file name/path if not movies.{dat,csv}[.gz]")
@@ -86,7 +90,8 @@ def build_parser():
                                                              "(0: all)")
     ml.add_argument("--encoding", help="default: ISO-8859-1 for .dat, UTF-8 for .csv")
     _common(ml, "gap")
-    am = sub.add_parser("amazon", help="Amazon reviews + metadata (2014, 2018, 2023 dumps)")
+    am = sub.add_parser("amazon", help="Amazon reviews + metadata (2014, 2018, 2023 dumps)",
+                        formatter_class=HELP)
     am.add_argument("--reviews", required=True, help="reviews JSON lines (.json[.gz])")
     am.add_argument("--meta", required=True, help="metadata JSON lines (.json[.gz])")
     am.add_argument("--k-core", type=int, default=0, help="user and item k-core before "

@@ -29,7 +29,9 @@ import os
 import numpy as np
 import pandas as pd
 
-from recbole_llm4sbr.data.convert.common import ConversionError, clean_text, first_bad, read_text
+from recbole_llm4sbr.data.convert.common import (
+    ConversionError, clean_text, first_bad, input_counts, read_text,
+)
 from recbole_llm4sbr.data.convert.movielens import LIST_JOIN
 
 TEXT_FIELDS = ["title", "categories", "brand"]
@@ -103,10 +105,11 @@ def read_reviews(path):
 
 
 def _flatten_join(series):
-    """list / list of lists / str per row -> distinct non-empty strings joined with ', '."""
+    """list / list of lists / str per row -> distinct non-empty strings joined with ', ' (a comma
+    inside a category becomes a space, as in MovieLens tags, so that the joins stay unambiguous)."""
     s = series.explode().explode()
-    s = clean_text(s[s.notna()].astype(str).map(html.unescape).str.replace(r"<[^>]*>", " ",
-                                                                             regex=True))
+    s = s[s.notna()].astype(str).map(html.unescape).str.replace(r"<[^>]*>", " ", regex=True)
+    s = clean_text(s.str.replace(",", " ", regex=False))
     s = s[s != ""]
     frame = pd.DataFrame({"row": s.index, "v": s.to_numpy()}).drop_duplicates()
     joined = frame.groupby("row", sort=False)["v"].agg(LIST_JOIN.join)
@@ -150,14 +153,14 @@ def read_amazon(reviews, meta, k=0):
     """Clicks (exact duplicates dropped, optional k-core), item text, text fields, files."""
     clicks = read_reviews(reviews)
     n_raw = len(clicks)
+    read = input_counts(clicks)  # the input's size, before deduplication and the k-core
     clicks = clicks.drop_duplicates().reset_index(drop=True)
-    clicks.attrs["duplicates_dropped"] = n_raw - len(clicks)
+    dup = n_raw - len(clicks)
     if k:
-        dup = clicks.attrs["duplicates_dropped"]
         clicks = k_core(clicks, k)
-        clicks.attrs["duplicates_dropped"] = dup
         if clicks.empty:
             raise ConversionError(f"{os.path.basename(reviews)}: nothing left after the "
                                   f"{k}-core filter")
+    clicks.attrs.update(duplicates_dropped=dup, input=read)
     items = read_meta(meta)
     return clicks, items, list(TEXT_FIELDS), [reviews, meta]

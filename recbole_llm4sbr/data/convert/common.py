@@ -112,3 +112,9 @@ def clean_text(series):
     """Text for the ``.item`` file: no tabs/newlines, single spaces, stripped."""
     return (series.fillna("").astype(str)
             .str.replace(r"\s+", " ", regex=True).str.strip())
+
+
+def input_counts(clicks):
+    """Users, items and clicks of a click table, as read (``stats['raw']``)."""
+    return {"users": int(clicks["user_id"].nunique()), "items": int(clicks["item_id"].nunique()),
+            "clicks": len(clicks)}

@@ -15,7 +15,7 @@ import pandas as pd
 
 from recbole_llm4sbr.data.convert import sessionize as S
 from recbole_llm4sbr.data.convert import writer as W
-from recbole_llm4sbr.data.convert.common import ConversionError
+from recbole_llm4sbr.data.convert.common import ConversionError, input_counts
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.realpath(__file__)))))
@@ -112,8 +112,8 @@ def convert(clicks, items, text_fields, opt, source=None):
         raise ConversionError(f"item id {clicks['item_id'][bad].iloc[0]!r} is empty or "
                               "contains whitespace; RecBole token_seq lists cannot hold it")
     duplicates = clicks.attrs.get("duplicates_dropped", 0)
-    raw = {"users": int(clicks["user_id"].nunique()), "items": int(clicks["item_id"].nunique()),
-           "clicks": len(clicks)}
+    raw = clicks.attrs.get("input") or input_counts(clicks)  # before any reader-side filter
+    kept = input_counts(clicks)
     files = (source or {}).get("files") or []
     clicks, text = attach_text(clicks, items, text_fields, opt,
                                os.path.basename(files[1]) if len(files) > 1 else "the item file")
@@ -131,6 +131,7 @@ def convert(clicks, items, text_fields, opt, source=None):
              "options": {k: v for k, v in asdict(opt).items()
                          if k not in ("out", "quiet", "command", "extra")} | opt.extra,
              "raw": raw | {"sessions_before_filter": n_raw_sessions},
+             "after_reader_filters": kept if kept != raw else None,  # deduplication, k-core
              "filter_rounds": rounds, **describe(df, sessions)}
     stats["duplicates_dropped"] = duplicates
     text = text[text["item_id"].isin(pd.unique(df["item_id"]))]
@@ -180,13 +181,16 @@ def convert(clicks, items, text_fields, opt, source=None):
 
 
 def format_stats(s):
-    rows = [("dataset", s["dataset"]), ("protocol", s["protocol"]),
-            ("raw users / items / clicks", f"{s['raw']['users']:,} / {s['raw']['items']:,} / "
-                                           f"{s['raw']['clicks']:,}"),
-            ("sessions before filtering", f"{s['raw']['sessions_before_filter']:,}"),
-            ("filter rounds", s["filter_rounds"]),
-            ("sessions", f"{s['sessions']:,}"), ("items", f"{s['items']:,}"),
-            ("clicks", f"{s['clicks']:,}"), ("avg session length", f"{s['avg_session_len']:.2f}")]
+    count = lambda c: f"{c['users']:,} / {c['items']:,} / {c['clicks']:,}"  # noqa: E731
+    rows = [("dataset", s["dataset"]), ("command", s.get("command") or "(python API)"),
+            ("options", " ".join(f"{k}={v}" for k, v in (s.get("options") or {}).items())),
+            ("protocol", s["protocol"]), ("raw users / items / clicks", count(s["raw"]))]
+    if s.get("after_reader_filters"):
+        rows.append(("after dedup / k-core", count(s["after_reader_filters"])))
+    rows += [("sessions before filtering", f"{s['raw']['sessions_before_filter']:,}"),
+             ("filter rounds", s["filter_rounds"]),
+             ("sessions", f"{s['sessions']:,}"), ("items", f"{s['items']:,}"),
+             ("clicks", f"{s['clicks']:,}"), ("avg session length", f"{s['avg_session_len']:.2f}")]
     for p in PARTS:
         extra = ""
         if "sessions_per_split" in s:

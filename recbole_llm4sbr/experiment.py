@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+r"""
+recbole_llm4sbr.experiment
+##########################
+The one public way to build an experiment and to reload a trained one, used by the runner,
+hyper-parameter search, explain, the benchmarks and the tests:
+
+* :func:`build_experiment`: config (validated before any data loads) → intent side file (built
+  when missing) → dataset → splits → model → trainer;
+* :func:`load_experiment`: the same from a plugin checkpoint, with its weights loaded;
+* :func:`ensure_intent_file`: "does this model need intents → resolve the path → build the file",
+  under a file lock (parallel trials and runs may share a side file).
+"""
+
+import fcntl
+import os
+from collections import namedtuple
+from logging import getLogger
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed
+
+from recbole_llm4sbr.config import Config
+from recbole_llm4sbr.data.dataset import resolve_intent_path
+from recbole_llm4sbr.data.side_file import read_meta
+from recbole_llm4sbr.settings import validate
+from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
+
+Experiment = namedtuple("Experiment", ["config", "dataset", "data", "model", "trainer"])
+Experiment.__doc__ = ("``config, dataset, (train_data, valid_data, test_data), model, trainer``; "
+                      "``trainer`` is None for a reloaded experiment.")
+
+
+def ensure_intent_file(config):
+    """Build the side file of an LLM4SBR model when it is missing or incomplete and auto-build is
+    on. A complete side file is used as it is, whatever built it (its LLM budget included): to
+    change it, run ``python -m recbole_llm4sbr.intent build`` with the new settings. Returns the
+    side file's path (None for a model without intents)."""
+    if not uses_intents(get_model(config["model"])):
+        return None
+    path = resolve_intent_path(config)
+    lock = os.path.join(os.path.dirname(path) or ".", "." + os.path.basename(path) + ".lock")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # one builder; the others then find the file complete
+        meta = read_meta(path) if os.path.exists(os.path.join(path, "meta.json")) else {}
+        if meta.get("complete") or not config["intent_auto_build"]:
+            backend = (meta.get("provenance") or {}).get("backend")
+            if meta and backend != (config["intent_backend"] or "item-text"):
+                getLogger().info(f"Using the complete intent side file [{path}] built with the "
+                                 f"'{backend}' backend (plan {meta.get('plan')}).")
+            return path  # a missing file then fails in IntentDataset with the command to build it
+        from recbole_llm4sbr.intent import build_intent_file
+
+        getLogger().info(f"No complete intent side file at [{path}]: building (or resuming) it "
+                         f"now with the '{config['intent_backend']}' backend.")
+        return build_intent_file(config)
+
+
+def _seed_and_threads(config):
+    init_seed(config["seed"], config["reproducibility"])
+    if config["torch_num_threads"]:
+        torch.set_num_threads(int(config["torch_num_threads"]))
+
+
+def _data_and_model(config):
+    dataset = create_dataset(config)
+    data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, data[0]._dataset).to(config["device"])
+    # importing recbole.model.sequential_recommender runs sine.py, which switches autograd's
+    # anomaly detection on for the whole process (a NaN check after every backward op)
+    torch.autograd.set_detect_anomaly(bool(config["detect_anomaly"]))
+    return dataset, data, model
+
+
+def build_experiment(model=None, dataset=None, config_file_list=None, config_dict=None):
+    r"""A ready-to-train :data:`Experiment` of one model (plugin or RecBole) on one dataset."""
+    config = Config(
+        model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
+    )
+    validate(config)  # a bad setting fails here, before any data loads
+    _seed_and_threads(config)
+    init_logger(config)
+    ensure_intent_file(config)
+    dataset, data, model = _data_and_model(config)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return Experiment(config, dataset, data, model, trainer)
+
+
+def load_experiment(checkpoint, device="cpu", dataset=None):
+    r"""The :data:`Experiment` of a plugin checkpoint: its config, its dataset and splits rebuilt
+    from the config's ``data_path``, and the model with the checkpoint's weights, in eval mode.
+    Serving a new session needs no dataset: use :mod:`recbole_llm4sbr.serve` instead."""
+    from recbole_llm4sbr.checkpoint import CheckpointError, read_checkpoint
+
+    state, marker = read_checkpoint(checkpoint, dataset=dataset)
+    config = state["config"]
+    config["device"] = torch.device(device)
+    config["use_gpu"] = torch.device(device).type == "cuda"
+    _seed_and_threads(config)
+    dataset, data, model = _data_and_model(config)
+    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    if tokens != marker["items"]["tokens"]:
+        raise CheckpointError(f"Dataset [{config['dataset']}] at [{config['data_path']}] has another "
+                              f"item map than checkpoint [{checkpoint}]: the data changed since "
+                              f"training.")
+    model.load_state_dict(state["state_dict"])
+    model.load_other_parameter(state.get("other_parameter"))
+    return Experiment(config, dataset, data, model.eval(), None)
