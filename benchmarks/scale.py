@@ -93,9 +93,9 @@ def main():
     args = p.parse_args()
     if args._child:
         print(json.dumps(child(args.work, args._child)))
-        return
+        return 0
     work = os.path.abspath(args.work)
-    rows = []
+    rows, failed = [], []
     for n in [int(x) for x in args.sessions.split(",")]:
         name = f"synth{args.items // 1000}k_{n}"
         out = os.path.join(work, f"{name}.json")
@@ -107,6 +107,7 @@ def main():
                                    "--_child", name], capture_output=True, text=True)
             if proc.returncode:
                 print(f"{name} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                failed.append(name)
                 continue
             with open(out, "w", encoding="utf-8") as f:
                 f.write(proc.stdout.strip().splitlines()[-1])
@@ -120,7 +121,8 @@ def main():
         print(f"| {n:,} | {'/'.join(f'{x:,}' for x in r['samples'])} | {r['rows']:,} | "
               f"{r['build_s']:.0f} | {r['build_rss_mb']:.0f} | {r['side_mib']:.1f} | "
               f"{r['load_s']:.0f} | {r['peak_rss_mb']:.0f} | {stages} |")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -85,6 +85,10 @@ def build_experiment(model=None, dataset=None, config_file_list=None, config_dic
     init_logger(config)
     ensure_intent_file(config)
     dataset, data, model = _data_and_model(config)
+    if config["semantic_init"]:  # the text-aware control: item embeddings from item text
+        from recbole_llm4sbr.model.item_text_embeddings import semantic_init
+
+        semantic_init(model, config, data[0]._dataset)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     return Experiment(config, dataset, data, model, trainer)
 

@@ -28,6 +28,7 @@ CHOICES = {
     "intent_llm_scope": ("train", "all"),
     "intent_fill": ("predicted", "item-text"),
     "session_graph": ("vectorized", "recbole"),
+    "semantic_init": ("pca",),  # or ~ (off)
 }
 
 # key: (type, lowest allowed value)
@@ -43,6 +44,7 @@ NUMBERS = {
     "intent_predictor_epochs": (int, 0),
     "intent_predictor_lr": (float, 1e-12),
     "intent_predictor_holdout": (float, 0.0),
+    "content_window": (int, 1),
 }
 
 

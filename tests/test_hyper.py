@@ -46,9 +46,22 @@ def build_side_file(root):
 
 
 def test_params_files_parse_and_r_selects_its_own_side_file():
-    for name in ("LLM4SBR_SRGNN", "SRGNN"):
-        params = read_params_file(os.path.join(REPO, "hyper", f"{name}.hyper"))
-        assert {kind for _, kind, _ in params} <= {"choice", "uniform", "quniform", "loguniform"}
+    from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.model import __all__ as plugin_models
+
+    backbones = [m[len("LLM4SBR_"):] for m in plugin_models if m.startswith("LLM4SBR_")]
+    assert len(backbones) == 6
+    for x in backbones:  # every backbone has a space, and LLM4SBR_X searches X's space and more
+        base = read_params_file(os.path.join(REPO, "hyper", f"{x}.hyper"))
+        ours = read_params_file(os.path.join(REPO, "hyper", f"LLM4SBR_{x}.hyper"))
+        assert base and ours[:len(base)] == base, x
+        assert {name for name, _, _ in ours[len(base):]} >= {"intent_tau"}, x
+        assert {kind for _, kind, _ in ours} <= {"choice", "uniform", "quniform", "loguniform"}
+        for model in (x, f"LLM4SBR_{x}"):  # every searched key is one the model's config has
+            keys = Config(model=model, dataset="ml-100k").final_config_dict
+            missing = [name for name, _, _ in read_params_file(
+                os.path.join(REPO, "hyper", f"{model}.hyper")) if name not in keys]
+            assert missing == [], (model, missing)
     names = [p[0] for p in read_params_file(os.path.join(REPO, "hyper", "LLM4SBR_SRGNN.hyper"))]
     assert {"intent_tau", "intent_r", "learning_rate", "embedding_size"} <= set(names)
     base = {"model": "LLM4SBR_SRGNN", "dataset": "ml-100k"}

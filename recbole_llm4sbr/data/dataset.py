@@ -122,30 +122,37 @@ class IntentDataset(SequentialDataset):
         """Raw tokens of every item of the dataset (padding excluded)."""
         return list(self.field2id_token[self.iid_field][1:])
 
-    def prefix_table(self):
-        """One row per distinct prefix used by a sample: session, prefix_len, items (raw tokens)."""
+    def _distinct_prefixes(self):
+        """Keys [session, prefix_len] of each distinct sample prefix, sorted, with its item ids
+        and length: ``(keys, seqs [P, L], lens [P])``."""
         self._change_feat_format()
-        if self._prefix_table is not None:
-            return self._prefix_table
         feat = self.inter_feat
         keys = self._sample_keys()
         first = ~keys.duplicated(["session", "prefix_len"]).to_numpy()
-        seqs = feat[self.item_id_list_field].numpy()[first]
-        lens = feat[self.item_list_length_field].numpy()[first]
-        tokens = self.field2id_token[self.iid_field]
-        items = [list(tokens[row[:n]]) for row, n in zip(seqs, lens)]
-        table = keys[first].reset_index(drop=True)
-        table["items"] = items
-        table = table.sort_values(["session", "prefix_len"], kind="stable").reset_index(drop=True)
-        self._prefix_table = table
-        return table
+        keys = keys[first].reset_index(drop=True)
+        order = keys.sort_values(["session", "prefix_len"], kind="stable").index.to_numpy()
+        seqs = feat[self.item_id_list_field].numpy()[first][order]
+        lens = feat[self.item_list_length_field].numpy()[first][order]
+        return keys.iloc[order].reset_index(drop=True), seqs, lens
+
+    def prefix_table(self):
+        """One row per distinct prefix used by a sample: session, prefix_len, items (raw tokens)."""
+        if self._prefix_table is None:
+            table, seqs, lens = self._distinct_prefixes()
+            tokens = self.field2id_token[self.iid_field]
+            table["items"] = [list(tokens[row[:n]]) for row, n in zip(seqs, lens)]
+            self._prefix_table = table
+        return self._prefix_table
 
     def intent_fingerprint(self):
-        """Hash of the catalogue and every sample prefix: ties a side file to this dataset."""
+        """Hash of the catalogue and every sample prefix: ties a side file to this dataset.
+        Streamed row by row: checking a side file does not keep the prefixes' tokens."""
         h = hashlib.sha256()
         h.update("\x1f".join(self.catalogue_tokens()).encode("utf-8"))
-        for s, p, items in self.prefix_table().itertuples(index=False):
-            h.update(f"\n{s}\t{p}\t{' '.join(items)}".encode("utf-8"))
+        table, seqs, lens = self._distinct_prefixes()
+        tokens = self.field2id_token[self.iid_field]
+        for s, p, row, n in zip(table["session"], table["prefix_len"], seqs, lens):
+            h.update(f"\n{s}\t{p}\t{' '.join(tokens[row[:n]])}".encode("utf-8"))
         return h.hexdigest()
 
     def _sample_keys(self):

@@ -1,3 +1,4 @@
+from recbole_llm4sbr.model.contentsim import ContentSim
 from recbole_llm4sbr.model.llm4sbr_gcsan import LLM4SBR_GCSAN
 from recbole_llm4sbr.model.llm4sbr_gru4rec import LLM4SBR_GRU4Rec
 from recbole_llm4sbr.model.llm4sbr_narm import LLM4SBR_NARM
@@ -12,4 +13,5 @@ __all__ = [
     "LLM4SBR_STAMP",
     "LLM4SBR_GRU4Rec",
     "LLM4SBR_SASRec",
+    "ContentSim",
 ]
