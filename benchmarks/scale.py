@@ -81,7 +81,16 @@ def child(work, name):
     return {"rows": summary["keys"], "stages": summary["seconds"],
             "build_s": build_s, "build_rss_mb": build_rss, "side_mib": size / 2**20,
             "load_s": load_s, "peak_rss_mb": rss(),
-            "samples": [len(train.dataset), len(valid.dataset), len(test.dataset)]}
+            "samples": [len(train.dataset), len(valid.dataset), len(test.dataset)],
+            "items": int(dataset.item_num) - 1}
+
+
+def clicked_items(work, name):
+    """Distinct items the sessions of one size click (its catalogue)."""
+    import pandas as pd
+
+    inter = pd.read_csv(os.path.join(work, name, f"{name}.inter"), sep="\t", usecols=[1])
+    return int(inter.iloc[:, 0].nunique())
 
 
 def main():
@@ -111,14 +120,17 @@ def main():
                 continue
             with open(out, "w", encoding="utf-8") as f:
                 f.write(proc.stdout.strip().splitlines()[-1])
-        rows.append((n, json.load(open(out, encoding="utf-8"))))
+        record = json.load(open(out, encoding="utf-8"))
+        record.setdefault("items", clicked_items(work, name))
+        rows.append((n, record))
     print(f"\n{args.items:,} items, one thread\n")
-    print("| sessions | samples (train/valid/test) | side-file rows | build (s) | build peak RSS (MB) "
-          "| side file (MiB) | dataset load (s) | peak RSS (MB) | build stages (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| sessions | clicked items | samples (train/valid/test) | side-file rows | build (s) | "
+          "build peak RSS (MB) | side file (MiB) | dataset load (s) | peak RSS (MB) | "
+          "build stages (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n, r in rows:
-        stages = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("stages") or {}).items())
-        print(f"| {n:,} | {'/'.join(f'{x:,}' for x in r['samples'])} | {r['rows']:,} | "
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("stages") or {}).items() if v >= 0.5)
+        print(f"| {n:,} | {r['items']:,} | {'/'.join(f'{x:,}' for x in r['samples'])} | {r['rows']:,} | "
               f"{r['build_s']:.0f} | {r['build_rss_mb']:.0f} | {r['side_mib']:.1f} | "
               f"{r['load_s']:.0f} | {r['peak_rss_mb']:.0f} | {stages} |")
     return 1 if failed else 0

@@ -82,6 +82,9 @@ def build_experiment(model=None, dataset=None, config_file_list=None, config_dic
     )
     validate(config)  # a bad setting fails here, before any data loads
     _seed_and_threads(config)
+    # RecBole creates these with exists-then-makedirs: the processes of a multi-process run race
+    for folder in (os.path.join("log", str(config["model"])), config["checkpoint_dir"]):
+        os.makedirs(folder, exist_ok=True)
     init_logger(config)
     ensure_intent_file(config)
     dataset, data, model = _data_and_model(config)

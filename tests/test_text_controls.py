@@ -21,6 +21,7 @@ def text_matrix(config, dataset):
 
 def test_content_sim_scores_by_cosine_to_the_last_items_text(tiny_root):
     cfg = tiny_config_dict(tiny_root, epochs=2, content_window=2)
+    del cfg["loss_type"]  # the model's yaml sets it, as RecBole's do
     config, dataset, (train, _, test), model, _ = build_experiment("ContentSim", "tiny", None, cfg)
     assert [n for n, _ in model.named_parameters()] == ["log_scale"]
     emb = text_matrix(config, dataset)
