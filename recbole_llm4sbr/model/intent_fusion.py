@@ -156,9 +156,10 @@ class IntentFusionMixin(object):
         catalogue = self.intent_catalogue.to(W.dtype)
         if catalogue.shape[0] <= sum(i.shape[0] for i in items):
             projected = F.linear(catalogue, W)  # [N, H]
-            return tuple(torch.einsum("bk,bkh->bh", w.to(W.dtype), projected[i]) + b
+            # a weighted sum over k: elementwise, not einsum's B tiny bmm calls (slow on CPU)
+            return tuple((w.to(W.dtype).unsqueeze(-1) * projected[i]).sum(1) + b  # [B, H]
                          for i, w in zip(items, weights))
-        return tuple(F.linear(torch.einsum("bk,bkd->bd", w.to(W.dtype), catalogue[i]), W, b)
+        return tuple(F.linear((w.to(W.dtype).unsqueeze(-1) * catalogue[i]).sum(1), W, b)
                      for i, w in zip(items, weights))
 
     def gate_view(self, view, h):
