@@ -60,16 +60,16 @@ def _item_text_state(config, catalogue):
     return titles, texts.texts
 
 
-def _item_embeddings_state(config, side_path, texts):
+def _item_embeddings_state(config, texts):
     """Path, shape and sha256 of the cached item embeddings the side file was localized with."""
+    from recbole_llm4sbr.data.dataset import resolve_cache_dir
     from recbole_llm4sbr.intent.localize import encoder_name, encoder_path, item_embeddings_cache_file
 
     try:
         path = encoder_path(config)
     except ImportError:
         return None  # no encoder configured or installed: the item-text source cannot serve
-    cache_dir = config["intent_cache_dir"] or side_path.rstrip("/\\") + ".cache"
-    file = item_embeddings_cache_file(encoder_name(path), path, texts, cache_dir)
+    file = item_embeddings_cache_file(encoder_name(path), path, texts, resolve_cache_dir(config))
     state = {"file": file, "encoder": encoder_name(path), "encoder_path": path,
              "shape": None, "sha256": None}
     if file and os.path.isfile(file):
@@ -111,7 +111,7 @@ def _intent_state(config, dataset, texts):
         "item_texts_match": None,
     }
     if texts is not None:
-        state["item_embeddings"] = _item_embeddings_state(config, side_path, texts)
+        state["item_embeddings"] = _item_embeddings_state(config, texts)
         if prov.get("item_texts_sha256"):
             state["item_texts_match"] = prov["item_texts_sha256"] == texts_sha256(texts)
     return state
@@ -159,13 +159,12 @@ def trusted_globals(path):
             f"or, for a file you trust, re-save it: torch.save(torch.load(path, weights_only=False), "
             f"path).") from None
     allowed = []
-    for name in names:
-        obj = _resolve(name) if name.startswith(TRUSTED_CLASS_MODULES + ("numpy.",)) else None
-        if name in NUMPY_GLOBALS or (isinstance(obj, type) and name.startswith(TRUSTED_CLASS_MODULES)):
-            allowed.append(obj)
-        else:
+    for name in names:  # nothing is imported for a name outside the allowed modules
+        obj = _resolve(name) if name in NUMPY_GLOBALS or name.startswith(TRUSTED_CLASS_MODULES) else None
+        if not (name in NUMPY_GLOBALS or isinstance(obj, type)):
             raise CheckpointError(f"[{path}] pickles {name!r}, which a recbole_llm4sbr checkpoint "
                                   f"never holds: refused.")
+        allowed.append(obj)
     return allowed + [getattr(numpy.dtypes, n) for n in dir(numpy.dtypes) if n.endswith("DType")]
 
 
@@ -185,6 +184,17 @@ def load_checkpoint(path, device="cpu"):
 
     with trusted_checkpoint(path):
         return torch.load(path, map_location=device, weights_only=True)
+
+
+def check_item_map(dataset, marker, path):
+    """Refuse a dataset whose item token map is not the one the checkpoint was trained with."""
+    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    if tokens != marker["items"]["tokens"]:
+        config = dataset.config
+        raise CheckpointError(
+            f"Dataset [{config['dataset']}] at [{config['data_path']}] has another item map than "
+            f"checkpoint [{path}] was trained with: the data changed since training."
+        )
 
 
 def read_checkpoint(path, dataset=None, device="cpu"):

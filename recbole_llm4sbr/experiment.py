@@ -100,7 +100,7 @@ def load_experiment(checkpoint, device="cpu", dataset=None):
     r"""The :data:`Experiment` of a plugin checkpoint: its config, its dataset and splits rebuilt
     from the config's ``data_path``, and the model with the checkpoint's weights, in eval mode.
     Serving a new session needs no dataset: use :mod:`recbole_llm4sbr.serve` instead."""
-    from recbole_llm4sbr.checkpoint import CheckpointError, read_checkpoint
+    from recbole_llm4sbr.checkpoint import check_item_map, read_checkpoint
 
     state, marker = read_checkpoint(checkpoint, dataset=dataset)
     config = state["config"]
@@ -108,11 +108,7 @@ def load_experiment(checkpoint, device="cpu", dataset=None):
     config["use_gpu"] = torch.device(device).type == "cuda"
     _seed_and_threads(config)
     dataset, data, model = _data_and_model(config)
-    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
-    if tokens != marker["items"]["tokens"]:
-        raise CheckpointError(f"Dataset [{config['dataset']}] at [{config['data_path']}] has another "
-                              f"item map than checkpoint [{checkpoint}]: the data changed since "
-                              f"training.")
+    check_item_map(dataset, marker, checkpoint)
     model.load_state_dict(state["state_dict"])
     model.load_other_parameter(state.get("other_parameter"))
     return Experiment(config, dataset, data, model.eval(), None)

@@ -59,7 +59,8 @@ def check_choice(key, value):
     return value
 
 
-def _number(key, value):
+def check_number(key, value):
+    """``value`` as ``key``'s type if it is allowed, else a :class:`SettingError` naming the key."""
     kind, low = NUMBERS[key]
     try:
         number = kind(value)
@@ -80,7 +81,7 @@ def validate(config):
             check_choice(key, config[key])
     for key in NUMBERS:
         if config[key] is not None:
-            _number(key, config[key])
+            check_number(key, config[key])
     if config["intent_predictor_holdout"] is not None and float(config["intent_predictor_holdout"]) >= 1:
         raise SettingError(f"intent_predictor_holdout must be < 1, got "
                            f"{config['intent_predictor_holdout']!r}.")

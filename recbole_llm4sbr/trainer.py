@@ -34,7 +34,8 @@ class CheckpointLoadingMixin:
         try:
             super().__init__(config, model)
         finally:
-            config["single_spec"] = False if cpu_ddp else config["single_spec"]
+            if cpu_ddp:
+                config["single_spec"] = False
         if cpu_ddp:
             self.distributed_model = torch.nn.parallel.DistributedDataParallel(self.model)
         if not config["single_spec"]:  # every rank names the checkpoint rank 0 writes

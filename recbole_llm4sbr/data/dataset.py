@@ -34,6 +34,11 @@ def resolve_intent_path(config):
     return name if os.path.isabs(name) else os.path.join(config["data_path"], name)
 
 
+def resolve_cache_dir(config):
+    """The item-embedding cache: ``intent_cache_dir``, by default ``<side file>.cache`` beside it."""
+    return config["intent_cache_dir"] or resolve_intent_path(config).rstrip("/\\") + ".cache"
+
+
 class IntentDataset(SequentialDataset):
     """Sequential dataset whose samples carry the long- and short-term intent of their prefix.
 
@@ -145,14 +150,20 @@ class IntentDataset(SequentialDataset):
         return self._prefix_table
 
     def intent_fingerprint(self):
-        """Hash of the catalogue and every sample prefix: ties a side file to this dataset.
-        Streamed row by row: checking a side file does not keep the prefixes' tokens."""
+        """Hash of the catalogue and every sample prefix: ties a side file to this dataset. Uses
+        the prefix table when stage one has listed it; otherwise streamed row by row, so checking
+        a side file does not keep the prefixes' tokens."""
         h = hashlib.sha256()
         h.update("\x1f".join(self.catalogue_tokens()).encode("utf-8"))
-        table, seqs, lens = self._distinct_prefixes()
-        tokens = self.field2id_token[self.iid_field]
-        for s, p, row, n in zip(table["session"], table["prefix_len"], seqs, lens):
-            h.update(f"\n{s}\t{p}\t{' '.join(tokens[row[:n]])}".encode("utf-8"))
+        if self._prefix_table is not None:
+            rows = self._prefix_table.itertuples(index=False)
+        else:
+            table, seqs, lens = self._distinct_prefixes()
+            tokens = self.field2id_token[self.iid_field]
+            rows = ((s, p, tokens[row[:n]])
+                    for s, p, row, n in zip(table["session"], table["prefix_len"], seqs, lens))
+        for s, p, items in rows:
+            h.update(f"\n{s}\t{p}\t{' '.join(items)}".encode("utf-8"))
         return h.hexdigest()
 
     def _sample_keys(self):
@@ -227,13 +238,15 @@ class IntentDataset(SequentialDataset):
 
     def batch_intents(self, interaction):
         """``{intent_long, intent_short: [B, D]}`` of a batch, whichever form it carries."""
+        from recbole_llm4sbr.intent.localize import weighted_sum
+
         out = {}
         for field in self.intent_fields:
             if field in interaction:
                 out[field] = interaction[field]
             else:
                 items, weights = interaction[f"{field}_items"], interaction[f"{field}_weights"]
-                out[field] = torch.einsum("bk,bkd->bd", weights, self.intent_catalogue[items])
+                out[field] = weighted_sum(weights, self.intent_catalogue[items])  # [B, D]
         return out
 
     @staticmethod

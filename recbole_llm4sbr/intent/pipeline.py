@@ -153,8 +153,10 @@ class IntentBuilder:
         writer.meta["plan"] = self.plan
         done = writer.done_keys()
         with self.timer("item_embeddings"):
-            cache_dir = self.config["intent_cache_dir"] or self.path.rstrip("/\\") + ".cache"
-            item_emb, cached = item_embeddings(self.encoder, self.item_texts.texts, cache_dir,
+            from recbole_llm4sbr.data.dataset import resolve_cache_dir
+
+            item_emb, cached = item_embeddings(self.encoder, self.item_texts.texts,
+                                               resolve_cache_dir(self.config),
                                                progress=self.progress)
         c = self.config
         self.localizer = Localizer(item_emb, c["intent_r"], c["intent_localization_weights"] or "paper",

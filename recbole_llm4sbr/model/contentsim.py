@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from recbole_llm4sbr.model.item_text_embeddings import catalogue_text_embeddings
+from recbole_llm4sbr.settings import check_number
 
 
 class ContentSim(SequentialRecommender):
@@ -23,10 +24,8 @@ class ContentSim(SequentialRecommender):
         super(ContentSim, self).__init__(config, dataset)
         emb = torch.as_tensor(catalogue_text_embeddings(config, dataset))
         self.register_buffer("item_text", emb)  # [N, D], row 0 (padding) zero
-        window = config["content_window"]
-        self.window = None if window is None else int(window)
-        if self.window is not None and self.window < 1:
-            raise ValueError(f"content_window must be >= 1 or ~ (all items), got {window!r}.")
+        window = config["content_window"]  # ~: all items
+        self.window = None if window is None else check_number("content_window", window)
         self.log_scale = nn.Parameter(torch.tensor(2.3))  # CE temperature, exp(2.3) ~ 10
         self.loss_fct = nn.CrossEntropyLoss()
 

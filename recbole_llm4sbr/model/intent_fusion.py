@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_llm4sbr.intent.localize import weighted_sum
 from recbole_llm4sbr.model.intent_losses import LONG, SHORT, intent_aux_loss
 from recbole_llm4sbr.settings import check_choice, setting
 
@@ -156,10 +157,9 @@ class IntentFusionMixin(object):
         catalogue = self.intent_catalogue.to(W.dtype)
         if catalogue.shape[0] <= sum(i.shape[0] for i in items):
             projected = F.linear(catalogue, W)  # [N, H]
-            # a weighted sum over k: elementwise, not einsum's B tiny bmm calls (slow on CPU)
-            return tuple((w.to(W.dtype).unsqueeze(-1) * projected[i]).sum(1) + b  # [B, H]
+            return tuple(weighted_sum(w.to(W.dtype), projected[i]) + b  # [B, H]
                          for i, w in zip(items, weights))
-        return tuple(F.linear((w.to(W.dtype).unsqueeze(-1) * catalogue[i]).sum(1), W, b)
+        return tuple(F.linear(weighted_sum(w.to(W.dtype), catalogue[i]), W, b)
                      for i, w in zip(items, weights))
 
     def gate_view(self, view, h):

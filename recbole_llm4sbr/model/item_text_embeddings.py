@@ -17,21 +17,20 @@ from logging import getLogger
 import numpy as np
 import torch
 
-SEMANTIC_INIT = (None, "pca")
-
+from recbole_llm4sbr.settings import check_choice
 
 def catalogue_text_embeddings(config, dataset):
     """L2-normalised item-text embeddings aligned with the dataset's item ids: [n_items, D], row 0
     (padding) zero. Cached next to the side file, keyed by encoder and texts."""
-    from recbole_llm4sbr.data.dataset import resolve_intent_path
+    from recbole_llm4sbr.data.dataset import resolve_cache_dir
     from recbole_llm4sbr.intent.item_text import load_item_texts
     from recbole_llm4sbr.intent.localize import Encoder, encoder_path, item_embeddings
 
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]][1:]
     texts = load_item_texts(config, tokens)
-    cache_dir = config["intent_cache_dir"] or resolve_intent_path(config).rstrip("/\\") + ".cache"
-    encoder = Encoder(encoder_path(config), "cpu", config["intent_encoder_batch_size"] or 128)
-    emb, _ = item_embeddings(encoder, texts.texts, cache_dir)
+    encoder = Encoder(encoder_path(config), config["intent_encoder_device"],
+                      config["intent_encoder_batch_size"])
+    emb, _ = item_embeddings(encoder, texts.texts, resolve_cache_dir(config))
     return np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb])
 
 
@@ -48,11 +47,9 @@ def pca(matrix, dim):
 def semantic_init(model, config, dataset):
     """Overwrite ``model.item_embedding``'s item rows with the PCA of the item-text embeddings,
     rescaled to the standard deviation of the backbone's own initialisation."""
-    mode = config["semantic_init"]
-    if mode not in SEMANTIC_INIT:
-        raise ValueError(f"semantic_init must be one of {list(SEMANTIC_INIT)}, got {mode!r}.")
-    if mode is None:
+    if config["semantic_init"] is None:
         return model
+    check_choice("semantic_init", config["semantic_init"])
     table = getattr(model, "item_embedding", None)
     if not isinstance(table, torch.nn.Embedding):
         raise ValueError(f"semantic_init: {config['model']} has no item_embedding table.")

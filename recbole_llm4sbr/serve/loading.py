@@ -13,7 +13,7 @@ from logging import getLogger
 import numpy as np
 import torch
 
-from recbole_llm4sbr.checkpoint import CheckpointError, read_checkpoint
+from recbole_llm4sbr.checkpoint import CheckpointError, check_item_map, read_checkpoint
 from recbole_llm4sbr.utils import get_model
 
 logger = getLogger(__name__)
@@ -64,12 +64,7 @@ def _build_model(config, marker, path):
     from recbole_llm4sbr.utils import create_dataset
 
     dataset = create_dataset(config).build()[0]  # the training split, as the trainer built it
-    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
-    if tokens != marker["items"]["tokens"]:
-        raise CheckpointError(
-            f"Dataset [{config['dataset']}] at [{config['data_path']}] has another item map than "
-            f"checkpoint [{path}] was trained with: the data changed since training."
-        )
+    check_item_map(dataset, marker, path)
     return model_class(config, dataset)
 
 
