@@ -47,13 +47,13 @@ def child(spec):
     config_dict = {"show_progress": False, **overrides, "seed": spec["seed"]}
     # one folder per run: RecBole names checkpoints by model and second, which parallel runs share
     config_dict["checkpoint_dir"] = os.path.join(
-        config_dict.get("checkpoint_dir") or "saved", f"{spec['model']}-seed{spec['seed']}")
+        config_dict.get("checkpoint_dir") or "saved", f"{spec.get('label') or spec['model']}-seed{spec['seed']}")
     start = time.perf_counter()
     with recbole_argv():  # the parent's flags are not RecBole's
         result = run_recbole_llm4sbr(model=spec["model"], dataset=spec["dataset"],
                                      config_file_list=spec["config_files"], config_dict=config_dict)
     record = {
-        "model": spec["model"], "dataset": spec["dataset"], "seed": spec["seed"],
+        "model": spec["model"], "label": spec.get("label"), "dataset": spec["dataset"], "seed": spec["seed"],
         "overrides": spec["overrides"], "wall_seconds": time.perf_counter() - start,
         "best_valid_score": float(result["best_valid_score"]),
         "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
@@ -210,7 +210,7 @@ def run_children(specs, jobs=1, deadline=None, status=None):
         late = deadline is not None and time.monotonic() - start > deadline
         while queue and len(running) < max(1, jobs) and not late:
             spec = queue.pop(0)
-            print(f"[run] {spec['model']} seed {spec['seed']}", flush=True)
+            print(f"[run] {spec.get('label') or spec['model']} seed {spec['seed']}", flush=True)
             running.append((spec, subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                                     "--_child", json.dumps(spec)], env=env)))
         if late:

@@ -18,6 +18,7 @@ _KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*#\s*(.*)$")
 
 CHOICES = {
     "intent_gate": ("residual", "paper", "fixed"),
+    "intent_views": ("both", "long", "short"),
     "intent_aux_grad": ("both", "intent"),
     "intent_tau_schedule": ("constant", "linear", "cosine"),
     "intent_aux_reduction": ("mean", "sum"),

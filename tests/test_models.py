@@ -133,6 +133,31 @@ def test_aux_grad_intent_never_moves_the_backbone(tiny_with_intents):
     assert grads["intent"]["intent_projection.weight"].abs().sum() > 0
 
 
+@pytest.mark.parametrize("views", ["long", "short"])
+def test_one_view_ablation_switches_the_other_view_off(tiny_with_intents, views):
+    torch.manual_seed(0)
+    _, train, both = build(tiny_with_intents, "LLM4SBR_STAMP", intent_gate="paper")
+    one = copy.deepcopy(both)
+    one.intent_views = views
+    kept, dropped = (0, 1) if views == "long" else (1, 0)
+    batch = with_random_intents(first_batch(train))
+    both.eval(), one.eval()
+    with torch.no_grad():
+        both.calculate_loss(batch)
+        one.calculate_loss(batch)
+        alpha_both, alpha_one = both._intent_batch.alpha, one._intent_batch.alpha
+        assert torch.equal(alpha_one[dropped], torch.ones_like(alpha_one[dropped]))
+        assert not torch.equal(alpha_both[dropped], torch.ones_like(alpha_both[dropped]))
+        assert torch.equal(alpha_one[kept], alpha_both[kept])
+        # the aux loss keeps the kept view's term only (mean over the two views)
+        state = both._intent_batch
+        only = intent_aux_loss(state.behaviour, state.z, [
+            m if v == kept else torch.zeros_like(m) for v, m in enumerate(state.mask)],
+            reduction="mean", max_pairs_rows=both.intent_uniformity_rows)
+        assert one.intent_aux_loss().item() == pytest.approx(only.item(), rel=1e-6)
+        assert only.item() != pytest.approx(both.intent_aux_loss().item(), rel=1e-3)
+
+
 @pytest.mark.parametrize("schedule, expected", [
     ("constant", [0.2, 0.2, 0.2, 0.2, 0.2]),
     ("linear", [0.2, 0.1, 0.0, 0.0, 0.0]),
@@ -165,6 +190,7 @@ def test_trainer_tells_the_model_its_epoch_and_records_validation(tiny_with_inte
 
 @pytest.mark.parametrize("key, value", [
     ("intent_gate", "learned"), ("intent_aux_grad", "none"), ("intent_tau_schedule", "step"),
+    ("intent_views", "medium"),
 ])
 def test_bad_intent_settings_are_named(tiny_with_intents, key, value):
     with pytest.raises(ValueError, match=f"{key} must be one of"):

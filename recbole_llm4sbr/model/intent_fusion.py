@@ -91,7 +91,9 @@ class IntentFusionMixin(object):
         self.intent_uniformity_t = float(setting(config, "intent_uniformity_t"))
         self.intent_uniformity_rows = config["intent_uniformity_rows"]  # None: all rows
         self.intent_gate = setting(config, "intent_gate")
-        for key in ("intent_aux_reduction", "intent_aux_grad", "intent_gate", "intent_tau_schedule"):
+        self.intent_views = setting(config, "intent_views")
+        for key in ("intent_aux_reduction", "intent_aux_grad", "intent_gate", "intent_tau_schedule",
+                    "intent_views"):
             check_choice(key, getattr(self, key))
         if self.intent_tau_epochs < 1:
             raise ValueError(f"intent_tau_epochs must be >= 1, got {self.intent_tau_epochs}.")
@@ -147,6 +149,9 @@ class IntentFusionMixin(object):
             weight = self.intent_projection.weight
             z = tuple(self.intent_projection(interaction[f].to(weight.dtype)) for f in views)  # [B, H]
         mask = interaction[self.INTENT_MASK] > 0.5  # [B, 2]
+        if self.intent_views != "both":  # ablation: the other view behaves as if it had no intent
+            mask = mask.clone()
+            mask[:, SHORT if self.intent_views == "long" else LONG] = False
         return _IntentBatch(z, (mask[:, LONG], mask[:, SHORT]))
 
     def _project_references(self, items, weights):

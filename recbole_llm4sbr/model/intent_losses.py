@@ -82,8 +82,9 @@ def intent_aux_loss(behaviour, intents, masks, t=2.0, reduction="mean", max_pair
         reduction (str): ``mean`` (paper, Alg. 1) or ``sum`` (authors' code) over the two views.
         max_pairs_rows (int): rows used for uniformity (None: all).
     """
-    losses = [
+    losses = [  # a view without any intent in the batch (or switched off) adds nothing
         alignment_uniformity(*_present(behaviour[v], intents[v], masks[v]), t, max_pairs_rows)
+        if bool(masks[v].any()) else behaviour[v].new_zeros(())
         for v in (LONG, SHORT)
     ]
     total = losses[0] + losses[1]
