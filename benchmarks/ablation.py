@@ -38,13 +38,13 @@ VARIANTS = {  # name: (what it tests, overrides of LLM4SBR_<backbone>)
 DEFAULT = "full,backbone,tau0,fixed_gates,paper_gates,long_only,short_only,r0,r1,aux_sum"
 
 
-def variant_spec(name, backbone, dataset, seed, out, overrides):
+def variant_spec(name, backbone, dataset, seed, out, overrides, config_files=None):
     changes = VARIANTS[name][1]
     model = backbone if changes is None else f"LLM4SBR_{backbone}"
     config = trial_config_dict({"dataset": dataset, **overrides}, changes or {})
     config.pop("dataset")
     return dict(model=model, label=name, dataset=dataset, seed=seed,
-                json=os.path.join(out, "runs", f"{name}-seed{seed}.json"), config_files=None,
+                json=os.path.join(out, "runs", f"{name}-seed{seed}.json"), config_files=config_files,
                 overrides={"checkpoint_dir": os.path.join(out, "saved"),
                            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}})
 
@@ -78,6 +78,7 @@ def main(argv=None):
     parser.add_argument("--variants", default=DEFAULT, help=f"comma-separated, of {list(VARIANTS)}")
     parser.add_argument("--seeds", type=int, default=3, help="first N of 2020, 2021, ...")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
+    parser.add_argument("--config_files", default=None, help="space-separated yaml files")
     parser.add_argument("--out", default=None,
                         help="default: benchmarks/results/ablation/<dataset>-<backbone>")
     args, extra = parser.parse_known_args(argv)
@@ -95,7 +96,8 @@ def main(argv=None):
         "benchmarks", "results", "ablation", f"{args.dataset}-{args.backbone}"))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     seeds = [compare.DEFAULT_SEEDS[0] + i for i in range(args.seeds)]
-    specs = [variant_spec(n, args.backbone, args.dataset, s, out, overrides)
+    files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
+    specs = [variant_spec(n, args.backbone, args.dataset, s, out, overrides, files)
              for s in seeds for n in names]  # seed-major: every variant gets seed 2020 first
     status = compare.run_children([s for s in specs if not os.path.exists(s["json"])], args.jobs)
     records = []
@@ -112,6 +114,7 @@ def main(argv=None):
     compare.bar_chart(summary, f"{args.dataset}: LLM4SBR_{args.backbone} ablations",
                       os.path.join(out, "chart.png"))
     print(table)
+    status["summary"] = summary
     return status
 
 

@@ -42,6 +42,7 @@ def child(spec):
 
     from recbole_llm4sbr.config import convert_value, recbole_argv
     from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
+    from recbole_llm4sbr.results import trial_record, write_record
 
     overrides = {k: convert_value(v) for k, v in spec["overrides"].items()}
     config_dict = {"show_progress": False, **overrides, "seed": spec["seed"]}
@@ -52,29 +53,17 @@ def child(spec):
     with recbole_argv():  # the parent's flags are not RecBole's
         result = run_recbole_llm4sbr(model=spec["model"], dataset=spec["dataset"],
                                      config_file_list=spec["config_files"], config_dict=config_dict)
-    record = {
-        "model": spec["model"], "label": spec.get("label"), "dataset": spec["dataset"], "seed": spec["seed"],
-        "overrides": spec["overrides"], "wall_seconds": time.perf_counter() - start,
-        "best_valid_score": float(result["best_valid_score"]),
-        "best_valid_result": {k: float(v) for k, v in result["best_valid_result"].items()},
-        "test_result": {k: float(v) for k, v in result["test_result"].items()},
-        "seconds_per_epoch": result["seconds_per_epoch"],
-        "epochs_trained": result.get("epochs_trained"),
-        "best_epoch": result.get("best_epoch"),
-        "valid_scores": result.get("valid_scores"),
-        # Linux: kilobytes
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-    }
+    record = trial_record(  # the results format of every harness (recbole_llm4sbr.results)
+        result, spec["overrides"], spec["dataset"], spec["seed"], spec.get("label"),
+        wall_seconds=time.perf_counter() - start,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: kilobytes
+        peak_cuda_mb=torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None)
     if result.get("checkpoint") and not spec.get("keep_checkpoints"):
         try:
             os.remove(result["checkpoint"])
         except OSError:
             pass
-    tmp = spec["json"] + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, spec["json"])
+    write_record(record, spec["json"])
 
 
 # ---------------------------------------------------------------------------- table and chart

@@ -28,7 +28,7 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="delete the intent side file first")
     args, extra = parser.parse_known_args()
     from recbole_llm4sbr.config import Config, parse_overrides
-    from recbole_llm4sbr.data.dataset import resolve_intent_path
+    from recbole_llm4sbr.side_file import SideFileStore
     from recbole_llm4sbr.experiment import build_experiment
 
     overrides = parse_overrides(extra)
@@ -36,8 +36,8 @@ def main():
     start = time.perf_counter()
     if args.fresh:
         config = Config(model=args.model, dataset=args.dataset, config_dict=overrides)
-        path = resolve_intent_path(config)
-        for p in (path, path + ".cache"):
+        store = SideFileStore.from_config(config)
+        for p in (store.path, store.cache_dir):
             shutil.rmtree(p, ignore_errors=True)
     config, _, (train_data, valid_data, test_data), _, trainer = build_experiment(
         args.model, args.dataset, None, {"show_progress": False, **overrides}

@@ -37,7 +37,8 @@ def search(model, args, path):
         params_file = os.path.join(ROOT, "hyper", f"{model}.hyper")
         tmp = path + ".tmp.csv"
         _, best = ray_search(
-            model, args.dataset, params_file, config_dict=parse_overrides(args.extra),
+            model, args.dataset, params_file, config_file_list=args.config_files,
+            config_dict=parse_overrides(args.extra),
             output_file=tmp, num_samples=args.trials, cpus_per_trial=1, threads_per_trial=1,
             grace_period=args.grace_period, storage_path=os.path.join(args.out, "ray_log"),
             name=f"{model}-{args.dataset}", verbose=0)
@@ -96,11 +97,13 @@ def main(argv=None):
     parser.add_argument("--ray_cpus", type=int, default=1, help="trials at a time")
     parser.add_argument("--seeds", type=int, default=5, help="first N of 2020, 2021, ...")
     parser.add_argument("--out", default=None, help="default: benchmarks/results/tuned/<dataset>")
+    parser.add_argument("--config_files", default=None, help="space-separated yaml files")
     args, extra = parser.parse_known_args(argv)
     bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
     if bad:
         parser.error(f"unrecognised arguments {bad}: overrides are --key=value")
     args.extra, overrides = extra, dict(a[2:].split("=", 1) for a in extra)
+    args.config_files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
     args.out = os.path.abspath(args.out or os.path.join("benchmarks", "results", "tuned", args.dataset))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = [compare.DEFAULT_SEEDS[0] + i for i in range(args.seeds)]
@@ -118,7 +121,7 @@ def main(argv=None):
                                  **{k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
                                     for k, v in chosen[model].items()}}
                 specs.append(dict(model=model, dataset=args.dataset, seed=seed, json=path,
-                                  config_files=None, overrides=run_overrides))
+                                  config_files=args.config_files, overrides=run_overrides))
         compare.run_children(specs, 1, None, status)
     for model in models:
         for seed in seeds:
@@ -139,6 +142,7 @@ def main(argv=None):
         f.write(table)
     compare.bar_chart(summary, f"{args.dataset} (tuned)", os.path.join(args.out, "chart.png"))
     print(table)
+    status["chosen"] = chosen
     return status
 
 

@@ -62,14 +62,14 @@ def _item_text_state(config, catalogue):
 
 def _item_embeddings_state(config, texts):
     """Path, shape and sha256 of the cached item embeddings the side file was localized with."""
-    from recbole_llm4sbr.data.dataset import resolve_cache_dir
+    from recbole_llm4sbr.side_file import SideFileStore
     from recbole_llm4sbr.intent.localize import encoder_name, encoder_path, item_embeddings_cache_file
 
     try:
         path = encoder_path(config)
     except ImportError:
         return None  # no encoder configured or installed: the item-text source cannot serve
-    file = item_embeddings_cache_file(encoder_name(path), path, texts, resolve_cache_dir(config))
+    file = item_embeddings_cache_file(encoder_name(path), path, texts, SideFileStore.from_config(config).cache_dir)
     state = {"file": file, "encoder": encoder_name(path), "encoder_path": path,
              "shape": None, "sha256": None}
     if file and os.path.isfile(file):
@@ -83,11 +83,11 @@ def array_sha256(array):
 
 
 def _intent_state(config, dataset, texts):
-    from recbole_llm4sbr.data.dataset import resolve_intent_path
-    from recbole_llm4sbr.data.side_file import SideFileError, read_meta
+    from recbole_llm4sbr.side_file import SideFileStore
+    from recbole_llm4sbr.side_file.format import SideFileError, read_meta
     from recbole_llm4sbr.intent.localize import texts_sha256
 
-    side_path = os.path.abspath(resolve_intent_path(config))
+    side_path = os.path.abspath(SideFileStore.from_config(config).path)
     try:
         meta = read_meta(side_path)
     except SideFileError:

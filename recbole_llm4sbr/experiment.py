@@ -12,7 +12,6 @@ hyper-parameter search, explain, the benchmarks and the tests:
   under a file lock (parallel trials and runs may share a side file).
 """
 
-import fcntl
 import os
 from collections import namedtuple
 from logging import getLogger
@@ -22,8 +21,7 @@ from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
 from recbole_llm4sbr.config import Config
-from recbole_llm4sbr.data.dataset import resolve_intent_path
-from recbole_llm4sbr.data.side_file import read_meta
+from recbole_llm4sbr.side_file import SideFileStore
 from recbole_llm4sbr.settings import validate
 from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
 
@@ -39,12 +37,10 @@ def ensure_intent_file(config):
     side file's path (None for a model without intents)."""
     if not uses_intents(get_model(config["model"])):
         return None
-    path = resolve_intent_path(config)
-    lock = os.path.join(os.path.dirname(path) or ".", "." + os.path.basename(path) + ".lock")
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
-    with open(lock, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # one builder; the others then find the file complete
-        meta = read_meta(path) if os.path.exists(os.path.join(path, "meta.json")) else {}
+    store = SideFileStore.from_config(config)
+    path = store.path
+    with store.locked():  # one builder; the others then find the file complete
+        meta = store.meta()
         if meta.get("complete") or not config["intent_auto_build"]:
             backend = (meta.get("provenance") or {}).get("backend")
             if meta and backend != (config["intent_backend"] or "item-text"):

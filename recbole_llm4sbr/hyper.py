@@ -12,7 +12,6 @@ Hyper-parameter search for plugin and RecBole models (``run_hyper.py``; see docs
 Neither ray nor ``recbole.quick_start`` is imported at module level.
 """
 
-import csv
 import inspect
 import json
 import math
@@ -21,6 +20,7 @@ import time
 import warnings
 
 from recbole_llm4sbr.config import recbole_argv
+from recbole_llm4sbr.results import flat_row, trial_record, write_csv
 
 R_KEYS = ("intent_r", "intent_localization_r")  # localization top-r: changes the side file
 PARAM_TYPES = ("choice", "uniform", "quniform", "loguniform")
@@ -138,12 +138,11 @@ def _ray_trial(config, fixed_config_file_list, base_config_dict):
         report({metric: float(valid_score), "epoch": epoch_idx + 1})
 
     result = objective_function(config_dict, files, saved=True, callback_fn=callback)
-    final = {metric: float(result["best_valid_score"]), "epoch": epochs[0],
-             "best_valid_score": float(result["best_valid_score"]),
-             "seconds_per_epoch": result["seconds_per_epoch"]}
-    final.update({f"valid_{k}": float(v) for k, v in result["best_valid_result"].items()})
-    final.update({f"test_{k}": float(v) for k, v in result["test_result"].items()})
-    report(final)
+    record = trial_record(result, {k: v for k, v in config_dict.items() if k not in ("model", "dataset")},
+                          dataset=base["dataset"], seed=rb_config["seed"])
+    report({metric: float(result["best_valid_score"]), "epoch": epochs[0],
+            "best_valid_score": float(result["best_valid_score"]),
+            "record": json.dumps(record)})  # the one results format, read back by ray_search
 
 
 def driver_config(model, dataset, config_file_list=None, config_dict=None):
@@ -187,15 +186,14 @@ def ray_search(model, dataset, params_file, config_file_list=None, config_dict=N
     rows = []
     for trial in analysis.trials:
         last = trial.last_result or {}
-        done = "best_valid_score" in last
         scores = (trial.metric_analysis or {}).get(metric, {})
-        rows.append(_row(
-            trial.trial_id, trial.config, last.get("best_valid_score") if done else scores.get(mode),
-            metric, {k[6:]: v for k, v in last.items() if k.startswith("valid_")},
-            {k[5:]: v for k, v in last.items() if k.startswith("test_")},
-            last.get("seconds_per_epoch"), status=trial.status if done else
-            (f"{trial.status} (stopped early)" if scores else trial.status),
-            reports=last.get("training_iteration")))
+        if "record" in last:
+            record, status = json.loads(last["record"]), trial.status
+        else:  # stopped by ASHA (no test metrics) or failed
+            record = {"model": model, "dataset": dataset, "best_valid_score": scores.get(mode)}
+            status = f"{trial.status} (stopped early)" if scores else trial.status
+        rows.append(flat_row(record, trial.config, trial=trial.trial_id, status=status,
+                             valid_metric=metric, reports=last.get("training_iteration")))
     return _finish(rows, mode == "max", output_file)
 
 
@@ -205,6 +203,7 @@ class _HyperoptObjective:
 
     def __init__(self, base_config_dict, checkpoint_dir):
         self.base, self.checkpoint_dir = base_config_dict, checkpoint_dir
+        self.overrides = {k: v for k, v in base_config_dict.items() if k not in ("model", "dataset")}
         self.params, self.calls = {}, 0
 
     def __call__(self, config_dict, config_file_list):
@@ -236,40 +235,17 @@ def hyperopt_search(model, dataset, params_file, config_file_list=None, config_d
                      params_dict=params_dict, fixed_config_file_list=config_file_list)
     hp.run()
     metric = config["valid_metric"].lower()
-    rows = [_row(i, objective.params[key], r["best_valid_score"], metric, r["best_valid_result"],
-                 r["test_result"], r.get("seconds_per_epoch"))
+    rows = [flat_row(trial_record(r, {**objective.overrides, **objective.params[key]}, dataset,
+                                  config["seed"]),
+                     objective.params[key], trial=i, status="TERMINATED", valid_metric=metric)
             for i, (key, r) in enumerate(hp.params2result.items())]
     return _finish(rows, bool(config["valid_metric_bigger"]), output_file)
 
 
 # ---------------------------------------------------------------------------- results table
-def _row(trial, params, best_valid, metric, valid, test, seconds, status="TERMINATED",
-         reports=None):
-    params = dict(params)
-    row = {"trial": trial, "status": status, "params": json.dumps(params, default=str),
-           **params, "valid_metric": metric, "best_valid_score": best_valid}
-    row.update({f"valid_{k}": v for k, v in dict(valid or {}).items()})
-    row.update({f"test_{k}": v for k, v in dict(test or {}).items()})
-    row.update({"seconds_per_epoch": seconds, "reports": reports})
-    return row
-
-
 def _finish(rows, bigger, output_file):
     scored = [r for r in rows if r["best_valid_score"] is not None]
     best = (max if bigger else min)(scored, key=lambda r: r["best_valid_score"]) if scored else None
     if output_file:
         write_csv(rows, output_file)
     return rows, best
-
-
-def write_csv(rows, path):
-    """One row per trial; the columns are the union of all rows' keys, in first-seen order."""
-    columns = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path

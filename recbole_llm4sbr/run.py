@@ -11,7 +11,7 @@ Any other ``--key=value`` overrides a config key, as in RecBole.
 import argparse
 import sys
 
-from recbole_llm4sbr.data.side_file import SideFileError
+from recbole_llm4sbr.side_file.format import SideFileError
 from recbole_llm4sbr.intent.item_text import ItemTextError
 from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr

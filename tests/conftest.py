@@ -68,7 +68,7 @@ def write_last_item_side_file(dataset, path, dim=None, drop=None, n_items=None, 
     Long view: one-hot; short view: 2 * one-hot. ``drop`` is a set of (session, prefix_len, view)
     keys left out. Returns the prefix table used.
     """
-    from recbole_llm4sbr.data.side_file_writer import IntentSideFileWriter
+    from recbole_llm4sbr.side_file.writer import IntentSideFileWriter
 
     table = dataset.prefix_table()
     catalogue = dataset.catalogue_tokens()

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recbole_llm4sbr.data.convert import ConversionError, main
-from recbole_llm4sbr.data.convert import sessionize as S
-from recbole_llm4sbr.data.convert import writer as W
+from recbole_llm4sbr.convert import ConversionError, main
+from recbole_llm4sbr.convert import sessionize as S
+from recbole_llm4sbr.convert import writer as W
 
 GENRES = ["Animation|Children's|Comedy", "Film-Noir|Thriller", "Drama", "Action|Sci-Fi",
           "Comedy|Romance", "Horror", "Western", "Musical|War"]
@@ -90,7 +90,7 @@ def test_ml1m_dat_latin1_and_outputs(tmp_path, capsys):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["sessions"] == 36 and stats["clicks"] == len(inter)
     txt = (out / "stats.txt").read_text()  # the command and every option, as docs promise
-    assert f"python -m recbole_llm4sbr.data.convert movielens --src {src}" in txt
+    assert f"python -m recbole_llm4sbr.convert movielens --src {src}" in txt
     assert "min_item_count=1" in txt and "gap_minutes=10.0" in txt
 
 

@@ -10,7 +10,8 @@ import torch
 from conftest import tiny_config_dict, write_last_item_side_file, write_tiny_dataset
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.data.dataset import IntentDataset
-from recbole_llm4sbr.data.side_file import SideFileError
+from recbole_llm4sbr.prefix_index import PrefixDataset
+from recbole_llm4sbr.side_file.format import SideFileError
 
 
 def listing_dataset(root, **overrides):
@@ -19,7 +20,7 @@ def listing_dataset(root, **overrides):
         dataset="tiny",
         config_dict=tiny_config_dict(root, intent_required=False, **overrides),
     )
-    return IntentDataset(config)
+    return PrefixDataset(config)
 
 
 def intent_dataset(root, **overrides):

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from recbole_llm4sbr.data.side_file import read_meta
+from recbole_llm4sbr.side_file.format import read_meta
 from recbole_llm4sbr.utils import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -8,21 +8,25 @@ import sys
 import pytest
 import yaml
 
-from conftest import tiny_config_dict, write_last_item_side_file
+from conftest import tiny_config_dict
 from recbole_llm4sbr.config import parse_overrides
 from recbole_llm4sbr.hyper import hyperopt_search, read_params_file, trial_config_dict
+from recbole_llm4sbr.results import FIELDS
+from test_run import build_side_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def import_compare():
-    """``benchmarks/compare.py`` (a script, not part of the package)."""
+def import_script(name="compare"):
+    """A script of ``benchmarks/`` (not part of the package)."""
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     try:
-        import compare
+        return __import__(name)
     finally:
         sys.path.pop(0)
-    return compare
+
+
+import_compare = import_script
 
 
 def read_csv(path):
@@ -33,16 +37,6 @@ def read_csv(path):
 def write_params(path, text):
     path.write_text(text)
     return str(path)
-
-
-def build_side_file(root):
-    from recbole_llm4sbr.config import Config
-    from recbole_llm4sbr.data.dataset import IntentDataset
-
-    config = Config(
-        model="GRU4Rec", dataset="tiny", config_dict=tiny_config_dict(root, intent_required=False)
-    )
-    write_last_item_side_file(IntentDataset(config), str(root / "tiny" / "tiny.intent"))
 
 
 def test_params_files_parse_and_r_selects_its_own_side_file():
@@ -109,6 +103,7 @@ def test_ray_search_two_trials(local_ray, tiny_root, tmp_path, model):
     assert finished, table
     for r in finished:  # the final report: best valid (selection) and test (record only)
         assert float(r["best_valid_score"]) == pytest.approx(float(r["valid_mrr@20"]))
+        assert r["model"] == model and int(r["epochs_trained"]) >= 1 and r["valid_scores"]
     assert best["best_valid_score"] == max(float(r["best_valid_score"]) for r in table)
     # each trial saved its checkpoints in its own trial directory
     saved = [d for d, _, files in os.walk(tmp_path / "ray") if d.endswith("saved") and files]
@@ -127,6 +122,9 @@ def test_hyperopt_exhaustive(tiny_root, tmp_path):
     assert {float(r["learning_rate"]) for r in table} == {0.001, 0.01}
     assert {"best_valid_score", "valid_mrr@20", "test_mrr@20", "seconds_per_epoch"} <= set(table[0])
     assert best["best_valid_score"] == max(float(r["best_valid_score"]) for r in table)
+    # the one results format: every record field (flattened) is a column
+    assert {"model", "seed", "overrides", "epochs_trained", "best_epoch", "valid_scores"} <= set(table[0])
+    assert all(json.loads(r["overrides"])["learning_rate"] == float(r["learning_rate"]) for r in table)
 
 
 def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
@@ -143,6 +141,7 @@ def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
     assert len(first["ran"]) == 4 and not first["failed"]
     records = [json.loads(p.read_text()) for p in (out / "runs").iterdir()]
     assert all(r["epochs_trained"] == 1 and r["best_epoch"] == 0 for r in records)
+    assert all(set(FIELDS) <= set(r) for r in records)  # the format hyper.py's CSV rows flatten
     table = (out / "table.md").read_text()
     assert "| GRU4Rec |" in table and "| STAMP |" in table
     assert table.count("±") >= 2 * 8  # recall/mrr/ndcg @10/@20, s/epoch, peak memory
@@ -176,3 +175,57 @@ def test_compare_pair_table_checks_the_targets():
     stamp = rows["LLM4SBR_STAMP vs STAMP"]  # better recall, worse MRR, 1.5x slower
     assert stamp[2].endswith("(-25.0%, p n/a)") and stamp[4:] == ["no", "no |"]  # one seed
     assert compare.pair_table({"NARM": summary["NARM"]}) == ""
+
+
+@pytest.mark.slow
+def test_tuned_benchmark_searches_then_runs_the_best_configuration(local_ray, tiny_root, tmp_path):
+    tuned = import_script("tuned")
+    build_side_file(tiny_root)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config_dict(tiny_root, epochs=2, topk=[10, 20])))
+    out = tmp_path / "tuned"
+    argv = ["--dataset", "tiny", "--models", "STAMP,LLM4SBR_STAMP", "--trials", "2", "--seeds", "2",
+            "--grace_period", "1", "--out", str(out), "--config_files", str(config_file)]
+    status = tuned.main(argv)
+    assert len(status["ran"]) == 4 and not status["failed"]
+    for model in ("STAMP", "LLM4SBR_STAMP"):
+        search = read_csv(out / "search" / f"{model}.csv")
+        assert len(search) == 2
+        best = max((r for r in search if r["best_valid_score"]), key=lambda r: float(r["best_valid_score"]))
+        assert status["chosen"][model] == json.loads(best["params"])
+        for seed in (2020, 2021):  # the benchmark runs used the search's best parameters
+            record = json.loads((out / "runs" / f"{model}-seed{seed}.json").read_text())
+            assert record["seed"] == seed and set(FIELDS) <= set(record)
+            for key, value in status["chosen"][model].items():
+                assert parse_overrides([f"--{key}={record['overrides'][key]}"])[key] == value
+    table = (out / "table.md").read_text()
+    assert "LLM4SBR_STAMP vs STAMP" in table and "Wilcoxon" in table and "learning_rate" in table
+    again = tuned.main(argv)  # everything is on disk: nothing is searched or run again
+    assert again["ran"] == [] and again["chosen"] == status["chosen"]
+
+
+@pytest.mark.slow
+def test_ablation_runs_each_variant_against_the_full_model(tiny_root, tmp_path):
+    ablation = import_script("ablation")
+    build_side_file(tiny_root)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config_dict(tiny_root, topk=[10, 20])))
+    out = tmp_path / "ablation"
+    variants = ["full", "backbone", "tau0", "long_only"]
+    status = ablation.main(["--dataset", "tiny", "--backbone", "STAMP", "--variants",
+                            ",".join(variants), "--seeds", "2", "--out", str(out),
+                            "--config_files", str(config_file), "--jobs", "2"])
+    assert len(status["ran"]) == 8 and not status["failed"]
+    records = {(r["label"], r["seed"]): r for r in
+               (json.loads(p.read_text()) for p in (out / "runs").iterdir())}
+    assert set(records) == {(v, s) for v in variants for s in (2020, 2021)}
+    assert records[("backbone", 2020)]["model"] == "STAMP"
+    assert records[("tau0", 2020)]["model"] == "LLM4SBR_STAMP"
+    assert parse_overrides([f"--t={records[('tau0', 2021)]['overrides']['intent_tau']}"])["t"] == 0.0
+    assert records[("long_only", 2020)]["overrides"]["intent_views"] == "long"
+    table = (out / "table.md").read_text()
+    for name in variants:
+        assert f"| {name} |" in table
+    assert table.count("p ") >= 2 * 3  # Recall@20 and MRR@20 of each variant against full
+    with pytest.raises(SystemExit):
+        ablation.main(["--variants", "full,nope"])

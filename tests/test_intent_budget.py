@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from intent_fixtures import intent_config, shared_encoder, write_tiny_dataset
-from recbole_llm4sbr.data.side_file import SOURCES, read_meta, read_records, read_side_file
+from recbole_llm4sbr.side_file.format import SOURCES, read_meta, read_records, read_side_file
 from recbole_llm4sbr.intent import build_intent_file
 from recbole_llm4sbr.intent.backends import Generation
 from recbole_llm4sbr.intent.budget import llm_plan, order_rows
@@ -70,7 +70,7 @@ def test_budget_sends_only_training_prefixes_and_fills_the_rest(root):
 
     dataset = listing_dataset(config)
     _, valid, test = dataset.build()
-    held = {k for part in (valid, test) for k in zip(*part._sample_keys().values.T.tolist())}
+    held = {k for part in (valid, test) for k in zip(*part.sample_keys().values.T.tolist())}
     llm_keys = set(zip(side.session[side.source == 0].tolist(), side.prefix_len[side.source == 0].tolist()))
     assert llm_keys and not (llm_keys & held)
     recs = list(read_records(path))

@@ -14,7 +14,7 @@ import ray
 from intent_fixtures import (
     FakeChatServer, intent_config, save_tiny_causal_lm, shared_encoder, write_tiny_dataset,
 )
-from recbole_llm4sbr.data.side_file import read_meta, read_records, read_side_file
+from recbole_llm4sbr.side_file.format import read_meta, read_records, read_side_file
 from recbole_llm4sbr.intent import IntentGenerationFailed, build_intent_file
 from recbole_llm4sbr.intent.backends.transformers_backend import TransformersBackend
 from recbole_llm4sbr.intent.distributed import RayGenerationPool

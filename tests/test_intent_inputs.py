@@ -77,7 +77,7 @@ def test_templates_come_from_yaml_and_change_the_hash(tmp_path):
 
 
 def test_noise_seed_permutes_item_texts_and_gets_its_own_side_file(tmp_path):
-    from recbole_llm4sbr.data.dataset import resolve_intent_path
+    from recbole_llm4sbr.side_file import SideFileStore
 
     folder = write_tiny_dataset(str(tmp_path))
     tokens = [f"i{i}" for i in range(1, 21)]
@@ -88,8 +88,8 @@ def test_noise_seed_permutes_item_texts_and_gets_its_own_side_file(tmp_path):
     assert sorted(noise) == sorted(real) and noise == again  # a seeded permutation
     moved = sum(a != b for a, b in zip(noise, real))
     assert moved >= len(real) // 2 and noise != other
-    paths = {seed: resolve_intent_path({"intent_file": None, "dataset": "tiny", "data_path": folder,
-                                        "intent_noise_seed": seed}) for seed in (None, 7)}
+    paths = {seed: SideFileStore.from_config({"intent_file": None, "dataset": "tiny", "data_path": folder,
+                                        "intent_noise_seed": seed}).path for seed in (None, 7)}
     assert paths[None].endswith("tiny.intent") and paths[7].endswith("tiny.noise7.intent")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from intent_fixtures import FakeChatServer, default_answer, intent_config, shared_encoder, write_tiny_dataset
-from recbole_llm4sbr.data.side_file import read_meta, read_records, read_side_file
+from recbole_llm4sbr.side_file.format import read_meta, read_records, read_side_file
 from recbole_llm4sbr.intent import IntentGenerationFailed, build_intent_file
 from recbole_llm4sbr.intent.backends.openai_backend import OpenAIBackend
 

@@ -9,8 +9,8 @@ import pytest
 
 from intent_fixtures import intent_config, shared_encoder, tiny_config_dict, write_tiny_dataset
 from recbole_llm4sbr.data.dataset import IntentDataset
-from recbole_llm4sbr.data.side_file import SideFileError, read_records, read_side_file
-from recbole_llm4sbr.data.side_file_writer import IntentSideFileWriter
+from recbole_llm4sbr.side_file.format import SideFileError, read_records, read_side_file
+from recbole_llm4sbr.side_file.writer import IntentSideFileWriter
 from recbole_llm4sbr.intent import build_intent_file, listing_dataset
 from recbole_llm4sbr.intent.pipeline import IntentBuilder
 

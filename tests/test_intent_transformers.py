@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from intent_fixtures import intent_config, save_tiny_causal_lm, shared_encoder, write_tiny_dataset
-from recbole_llm4sbr.data.side_file import read_meta, read_records, read_side_file
+from recbole_llm4sbr.side_file.format import read_meta, read_records, read_side_file
 from recbole_llm4sbr.intent import IntentGenerationFailed, build_intent_file
 from recbole_llm4sbr.intent.backends.transformers_backend import TransformersBackend
 
@@ -103,7 +103,7 @@ def test_missing_model_path_is_a_clear_error():
 
 
 def test_budgeted_build_with_the_toy_lm_records_sources_and_cost(lm_dir, tmp_path):
-    from recbole_llm4sbr.data.side_file import SOURCES
+    from recbole_llm4sbr.side_file.format import SOURCES
 
     write_tiny_dataset(str(tmp_path), n_sessions=30)
     config = intent_config(tmp_path, intent_backend="transformers", intent_llm_budget=12,

@@ -12,7 +12,7 @@ from recbole.utils import init_seed
 
 from intent_fixtures import FakeChatServer, default_answer, shared_encoder
 from recbole_llm4sbr.checkpoint import MARKER_KEY, load_checkpoint
-from recbole_llm4sbr.data.side_file import read_records
+from recbole_llm4sbr.side_file.format import read_records
 from recbole_llm4sbr.experiment import build_experiment
 from recbole_llm4sbr.serve import (
     CheckpointError, EmptySessionError, IntentSourceError, IntentSourceUnavailable, Recommender,
@@ -296,7 +296,7 @@ def test_predictor_source_gives_the_side_files_predicted_intents(tmp_path_factor
     through the saved predictor gives the same intents and RecBole's top-k."""
     from test_intent_budget import NextItemLLM
     from intent_fixtures import intent_config, write_tiny_dataset
-    from recbole_llm4sbr.data.side_file import SOURCES, read_side_file
+    from recbole_llm4sbr.side_file.format import SOURCES, read_side_file
     from recbole_llm4sbr.intent import build_intent_file
     from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 

@@ -82,5 +82,5 @@ def check_dataset_exists(config):
         f"Unknown dataset [{config['dataset']}]: no atomic files "
         f"{config['dataset']}.inter (or benchmark files) in [{config['data_path']}]. "
         f"Datasets found in [{root}]: {', '.join(found) or 'none'}; '{DEFAULT_DATASET}' is "
-        f"always available. Convert raw data with `python -m recbole_llm4sbr.data.convert`."
+        f"always available. Convert raw data with `python -m recbole_llm4sbr.convert`."
     )

@@ -91,7 +91,7 @@ def main(argv=None):
     if args.command == "prepare-model":
         return _prepare_model(args, overrides)
     quiet_recbole_warnings()
-    from recbole_llm4sbr.data.side_file import SideFileError
+    from recbole_llm4sbr.side_file.format import SideFileError
     from recbole_llm4sbr.intent.item_text import ItemTextError
     from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 
@@ -108,10 +108,10 @@ def main(argv=None):
             print(explain_session(config, args.session, args.prefix_len, args.checkpoint,
                                   k=args.topk))
         else:
-            from recbole_llm4sbr.data.dataset import resolve_intent_path
-            from recbole_llm4sbr.data.side_file import FAILURES_FILE, read_meta
+            from recbole_llm4sbr.side_file import SideFileStore
+            from recbole_llm4sbr.side_file.format import FAILURES_FILE, read_meta
 
-            path = resolve_intent_path(config)
+            path = SideFileStore.from_config(config).path
             meta = read_meta(path)
             failures = os.path.join(path, FAILURES_FILE)
             meta["failures_pending"] = (

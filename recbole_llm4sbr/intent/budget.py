@@ -70,7 +70,7 @@ def eligible_rows(dataset, table, scope):
     if scope == "all":
         return np.arange(len(table))
     train = dataset.build()[0]  # RecBole's split: the training samples' (session, prefix_len)
-    keys = train._sample_keys()
+    keys = train.sample_keys()
     wanted = set(zip(keys["session"].tolist(), keys["prefix_len"].tolist()))
     pairs = zip(table["session"].tolist(), table["prefix_len"].tolist())
     return np.asarray([i for i, key in enumerate(pairs) if key in wanted], np.int64)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from recbole_llm4sbr.data.side_file import VIEWS, read_meta, read_records
+from recbole_llm4sbr.side_file.format import VIEWS, read_meta, read_records
 from recbole_llm4sbr.intent.item_text import load_item_texts
 from recbole_llm4sbr.intent.prompts import PromptBuilder
 
@@ -58,7 +58,8 @@ def top_recommendations(checkpoint, session, prefix_len, k=10):
 
 def explain_session(config, session, prefix_len=None, checkpoint=None, dataset=None, k=10):
     """A printable explanation of one session prefix (the last prefix by default)."""
-    from recbole_llm4sbr.intent.pipeline import listing_dataset, resolve_path
+    from recbole_llm4sbr.prefix_index import listing_dataset
+    from recbole_llm4sbr.side_file import SideFileStore
 
     dataset = dataset if dataset is not None else listing_dataset(config)
     table = dataset.prefix_table()
@@ -76,7 +77,7 @@ def explain_session(config, session, prefix_len=None, checkpoint=None, dataset=N
     prefix_len = int(row["prefix_len"])
     texts = load_item_texts(config, dataset.catalogue_tokens()).as_dict()
     builder = PromptBuilder(config, texts)
-    path = resolve_path(config)
+    path = SideFileStore.from_config(config).path
     out = io.StringIO()
     w = lambda s="": out.write(s + "\n")  # noqa: E731
     w(f"Session {session}, prefix_len {prefix_len} ({len(row['items'])} items in the model's "

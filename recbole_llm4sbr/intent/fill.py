@@ -12,7 +12,7 @@ from logging import getLogger
 
 import numpy as np
 
-from recbole_llm4sbr.data.side_file import FILL, PART, SOURCES, VIEWS, read_side_file
+from recbole_llm4sbr.side_file.format import FILL, PART, SOURCES, VIEWS, read_side_file
 from recbole_llm4sbr.intent.backends.item_text_backend import ItemTextBackend
 from recbole_llm4sbr.intent.budget import eligible_rows
 from recbole_llm4sbr.intent.predictor import (

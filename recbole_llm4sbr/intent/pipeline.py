@@ -18,10 +18,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import recbole_llm4sbr
-from recbole_llm4sbr.data.side_file import (
+from recbole_llm4sbr.prefix_index import listing_dataset
+from recbole_llm4sbr.side_file import SideFileStore
+from recbole_llm4sbr.side_file.format import (
     META_FILE, SOURCES, VIEWS, SideFileError, read_meta, read_side_file, write_json_atomic,
 )
-from recbole_llm4sbr.data.side_file_writer import IntentSideFileWriter
 from recbole_llm4sbr.intent.backends import create_backend
 from recbole_llm4sbr.intent.budget import llm_plan, select_rows
 from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
@@ -44,21 +45,6 @@ class IntentGenerationFailed(RuntimeError):
             f"failed; they are listed in [{os.path.join(path, 'failures.jsonl')}]. Run the same "
             f"command again: it resumes and retries only those."
         )
-
-
-def resolve_path(config):
-    from recbole_llm4sbr.data.dataset import resolve_intent_path
-
-    return resolve_intent_path(config)
-
-
-def listing_dataset(config):
-    """The dataset in listing mode (no side file attached), whatever ``intent_file`` says."""
-    from recbole_llm4sbr.data.dataset import IntentDataset
-    from recbole_llm4sbr.data.default_data import check_dataset_exists
-
-    check_dataset_exists(config)
-    return IntentDataset(config, attach_intents=False)
 
 
 class Timer(dict):
@@ -93,7 +79,8 @@ class IntentBuilder:
         if not self.backend.uses_llm:
             self.plan = None  # item-text: no LLM, nothing to budget
         self._encoder = encoder
-        self.path = resolve_path(config)
+        self.store = SideFileStore.from_config(config)
+        self.path = self.store.path
 
     @property
     def encoder(self):
@@ -149,14 +136,12 @@ class IntentBuilder:
                 logger.info(f"Intent side file [{self.path}] is complete; not rebuilt "
                             f"(use --overwrite to rebuild).")
                 return old.get("summary") or {}
-        writer = IntentSideFileWriter(self.path, self.meta(), overwrite=overwrite, reopen=True)
+        writer = self.store.writer(self.meta(), overwrite=overwrite, reopen=True)
         writer.meta["plan"] = self.plan
         done = writer.done_keys()
         with self.timer("item_embeddings"):
-            from recbole_llm4sbr.data.dataset import resolve_cache_dir
-
             item_emb, cached = item_embeddings(self.encoder, self.item_texts.texts,
-                                               resolve_cache_dir(self.config),
+                                               self.store.cache_dir,
                                                progress=self.progress)
         c = self.config
         self.localizer = Localizer(item_emb, c["intent_r"], c["intent_localization_weights"] or "paper",

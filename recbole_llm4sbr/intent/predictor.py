@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_llm4sbr.data.side_file import VIEWS, _atomic_write, write_json_atomic
+from recbole_llm4sbr.side_file.format import VIEWS, _atomic_write, write_json_atomic
 from recbole_llm4sbr.intent.localize import Localizer
 
 STATE_FILE, META_FILE = "predictor.pt", "predictor.json"

@@ -13,7 +13,7 @@ on ``(view, listed items)`` without building the text first.
 import hashlib
 import json
 
-from recbole_llm4sbr.data.side_file import VIEWS
+from recbole_llm4sbr.side_file.format import VIEWS
 from recbole_llm4sbr.intent.item_text import load_item_texts, prompt_text_fields, text_fields
 
 TEMPLATE_KEYS = (

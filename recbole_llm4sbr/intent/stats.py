@@ -7,7 +7,7 @@ and generated tokens they took, and how long; rates in prompts/s and tokens/s. P
 dominates LLM cost, so tokens/s counts prompt and generated tokens together.
 """
 
-from recbole_llm4sbr.data.side_file import VIEWS
+from recbole_llm4sbr.side_file.format import VIEWS
 
 FIELDS = ("prompts", "failed", "prompt_tokens", "new_tokens", "counted", "seconds")
 

@@ -22,7 +22,7 @@ from recbole_llm4sbr.settings import check_choice
 def catalogue_text_embeddings(config, dataset):
     """L2-normalised item-text embeddings aligned with the dataset's item ids: [n_items, D], row 0
     (padding) zero. Cached next to the side file, keyed by encoder and texts."""
-    from recbole_llm4sbr.data.dataset import resolve_cache_dir
+    from recbole_llm4sbr.side_file import SideFileStore
     from recbole_llm4sbr.intent.item_text import load_item_texts
     from recbole_llm4sbr.intent.localize import Encoder, encoder_path, item_embeddings
 
@@ -30,7 +30,7 @@ def catalogue_text_embeddings(config, dataset):
     texts = load_item_texts(config, tokens)
     encoder = Encoder(encoder_path(config), config["intent_encoder_device"],
                       config["intent_encoder_batch_size"])
-    emb, _ = item_embeddings(encoder, texts.texts, resolve_cache_dir(config))
+    emb, _ = item_embeddings(encoder, texts.texts, SideFileStore.from_config(config).cache_dir)
     return np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb])
 
 

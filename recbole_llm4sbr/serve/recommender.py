@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_llm4sbr.data.side_file import VIEWS
+from recbole_llm4sbr.side_file.format import VIEWS
 from recbole_llm4sbr.serve.errors import EmptySessionError, ServeError, UnknownItemsError
 from recbole_llm4sbr.serve.loading import load_model
 from recbole_llm4sbr.serve.sources import IntentSource, make_source

@@ -24,7 +24,7 @@ from collections import OrderedDict
 import numpy as np
 
 from recbole_llm4sbr.checkpoint import array_sha256
-from recbole_llm4sbr.data.side_file import VIEWS
+from recbole_llm4sbr.side_file.format import VIEWS
 from recbole_llm4sbr.intent.localize import Localizer
 from recbole_llm4sbr.serve.errors import IntentSourceError, IntentSourceUnavailable
 

@@ -13,7 +13,7 @@ means as on an LLM answer.
 import numpy as np
 import scipy.sparse as sp
 
-from recbole_llm4sbr.data.side_file import VIEWS
+from recbole_llm4sbr.side_file.format import VIEWS
 from recbole_llm4sbr.intent.prompts import ViewWindows
 
 

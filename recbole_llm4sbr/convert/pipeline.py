@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.convert.pipeline
+recbole_llm4sbr.convert.pipeline
 #####################################
 Shared back end of the converters: clicks + item text -> sessions -> filters -> split ->
 atomic output folder, dataset yaml and stats.
@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from recbole_llm4sbr.data.convert import sessionize as S
-from recbole_llm4sbr.data.convert import writer as W
-from recbole_llm4sbr.data.convert.common import ConversionError, input_counts
+from recbole_llm4sbr.convert import sessionize as S
+from recbole_llm4sbr.convert import writer as W
+from recbole_llm4sbr.convert.common import ConversionError, input_counts
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.realpath(__file__)))))

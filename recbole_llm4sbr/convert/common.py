@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.convert.common
+recbole_llm4sbr.convert.common
 ###################################
 Shared pieces of the converters: the error class and strict, line-aware file reading.
 """

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.side_file
+recbole_llm4sbr.side_file.format
 ##############################
 The intent side file: one vector per view per session prefix, written by the intent utility
 (stage one) and read by :class:`~recbole_llm4sbr.data.dataset.IntentDataset` (stage two).

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-Command line: ``python -m recbole_llm4sbr.data.convert {movielens,amazon} [options]``.
+Command line: ``python -m recbole_llm4sbr.convert {movielens,amazon} [options]``.
 Errors in the input print one line (file and line number) and exit with status 2.
 """
 
@@ -10,8 +10,8 @@ import os
 import shlex
 import sys
 
-from recbole_llm4sbr.data.convert.common import ConversionError
-from recbole_llm4sbr.data.convert.pipeline import Options, check_options, convert
+from recbole_llm4sbr.convert.common import ConversionError
+from recbole_llm4sbr.convert.pipeline import Options, check_options, convert
 
 HELP = argparse.ArgumentDefaultsHelpFormatter  # --help shows every option's default
 
@@ -75,7 +75,7 @@ def _common(p, session_default):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m recbole_llm4sbr.data.convert",
+        prog="python -m recbole_llm4sbr.convert",
         description="Convert raw MovieLens / Amazon dumps into RecBole atomic files with item "
                     "text (LLM4SBR).", formatter_class=HELP)
     sub = parser.add_subparsers(dest="source", required=True)
@@ -105,14 +105,14 @@ def run(args, command=""):
                      if hasattr(args, k)}, command=command)
     check_options(opt)  # refuse an existing output before reading anything
     if args.source == "movielens":
-        from recbole_llm4sbr.data.convert.movielens import read_movielens
+        from recbole_llm4sbr.convert.movielens import read_movielens
 
         opt.extra = {"max_tags": args.max_tags, "encoding": args.encoding}
         clicks, items, fields, files = read_movielens(
             args.src, args.ratings, args.movies, args.tags, args.encoding, args.max_tags,
             use_tags=not args.no_tags)
     else:
-        from recbole_llm4sbr.data.convert.amazon import read_amazon
+        from recbole_llm4sbr.convert.amazon import read_amazon
 
         opt.extra = {"k_core": args.k_core}
         clicks, items, fields, files = read_amazon(args.reviews, args.meta, args.k_core)
@@ -125,7 +125,7 @@ def run(args, command=""):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    command = "python -m recbole_llm4sbr.data.convert " + shlex.join(argv)
+    command = "python -m recbole_llm4sbr.convert " + shlex.join(argv)
     try:
         run(args, command)
     except ConversionError as e:

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.convert.movielens
+recbole_llm4sbr.convert.movielens
 ######################################
 Read MovieLens in either layout into clicks ``[user_id, item_id, timestamp]`` and item text
 ``[item_id, title, genres(, tags)]``:
@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from recbole_llm4sbr.data.convert.common import (
+from recbole_llm4sbr.convert.common import (
     ConversionError, clean_text, first_bad, read_csv_strict, read_text, to_seconds,
 )
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.convert.writer
+recbole_llm4sbr.convert.writer
 ###################################
 Atomic output folder: every file is written into a temporary folder next to the target,
 which is renamed into place only when complete. On any error the temporary folder is removed,
@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from recbole_llm4sbr.data.convert.common import ConversionError
+from recbole_llm4sbr.convert.common import ConversionError
 
 INTER_TYPES = {"session_id": "token", "item_id": "token", "timestamp": "float"}
 SAMPLE_TYPES = {"session_id": "token", "item_id_list": "token_seq", "item_id": "token",

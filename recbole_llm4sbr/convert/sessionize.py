@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.convert.sessionize
+recbole_llm4sbr.convert.sessionize
 #######################################
 Clicks ``[user_id, item_id, timestamp]`` -> sessions -> filtered sessions -> split samples.
 Everything is vectorised over the click table (no per-row Python loops).
@@ -9,7 +9,7 @@ Everything is vectorised over the click table (no per-row Python loops).
 import numpy as np
 import pandas as pd
 
-from recbole_llm4sbr.data.convert.common import ConversionError
+from recbole_llm4sbr.convert.common import ConversionError
 
 
 def _user_key(users):

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.side_file_writer
+recbole_llm4sbr.side_file.writer
 #####################################
-Incremental, atomic writing of the intent side file (format: :mod:`recbole_llm4sbr.data.side_file`).
+Incremental, atomic writing of the intent side file (format: :mod:`recbole_llm4sbr.side_file.format`).
 """
 
 import gzip
@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from recbole_llm4sbr.data.side_file import (
+from recbole_llm4sbr.side_file.format import (
     CATALOGUE_FILE, FAILURES_FILE, FILL, FORMAT_NAME, FORMAT_VERSION, META_FILE, PART,
     SideFileError, _atomic_write, _shard_names, read_meta, read_side_file, write_json_atomic,
 )

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.convert.amazon
+recbole_llm4sbr.convert.amazon
 ###################################
 Read Amazon review dumps (JSON lines, gzipped or not) and their metadata into clicks
 ``[user_id, item_id, timestamp]`` and item text ``[item_id, title, categories, brand]``.
@@ -29,10 +29,10 @@ import os
 import numpy as np
 import pandas as pd
 
-from recbole_llm4sbr.data.convert.common import (
+from recbole_llm4sbr.convert.common import (
     ConversionError, clean_text, first_bad, input_counts, read_text,
 )
-from recbole_llm4sbr.data.convert.movielens import LIST_JOIN
+from recbole_llm4sbr.convert.movielens import LIST_JOIN
 
 TEXT_FIELDS = ["title", "categories", "brand"]
 
