@@ -130,7 +130,7 @@ class IntentDataset(PrefixDataset):
                 out[field] = interaction[field]
             else:
                 items, weights = interaction[f"{field}_items"], interaction[f"{field}_weights"]
-                out[field] = weighted_sum(weights, self.intent_catalogue[items])  # [B, D]
+                out[field] = weighted_sum(weights, items, self.intent_catalogue)  # [B, D]
         return out
 
     @staticmethod

@@ -162,10 +162,9 @@ class IntentFusionMixin(object):
         catalogue = self.intent_catalogue.to(W.dtype)
         if catalogue.shape[0] <= sum(i.shape[0] for i in items):
             projected = F.linear(catalogue, W)  # [N, H]
-            return tuple(weighted_sum(w.to(W.dtype), projected[i]) + b  # [B, H]
+            return tuple(weighted_sum(w, i, projected) + b  # [B, H]
                          for i, w in zip(items, weights))
-        return tuple(F.linear(weighted_sum(w.to(W.dtype), catalogue[i]), W, b)
-                     for i, w in zip(items, weights))
+        return tuple(F.linear(weighted_sum(w, i, catalogue), W, b) for i, w in zip(items, weights))
 
     def gate_view(self, view, h):
         r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
