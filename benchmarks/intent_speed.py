@@ -31,7 +31,7 @@ def main():
     import torch
 
     from recbole_llm4sbr.config import Config
-    from recbole_llm4sbr.intent import build_intent_file, listing_dataset
+    from recbole_llm4sbr.intent import listing_dataset
     from recbole_llm4sbr.intent.item_text import load_item_texts
     from recbole_llm4sbr.intent.localize import Encoder, Localizer, encoder_path
     from recbole_llm4sbr.intent.prompts import PromptBuilder

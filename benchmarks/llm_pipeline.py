@@ -53,7 +53,7 @@ def main(argv=None):
     path = os.path.join(out, "stages.json")
     record = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else {}
     intent_file = args.intent_file or f"{args.dataset}.smollm2.intent"
-    keys = [f"--intent_backend=transformers", f"--transformers_model_path={os.path.abspath(args.model_dir)}",
+    keys = ["--intent_backend=transformers", f"--transformers_model_path={os.path.abspath(args.model_dir)}",
             f"--intent_llm_budget={args.budget}", f"--intent_llm_select={args.select}",
             f"--intent_file={intent_file}"] + extra
     py = sys.executable

@@ -15,7 +15,6 @@ must equal the GGUF-loaded model's, token for token.
 A 135M model: it proves the route, not LLM4SBR's ceiling (see README).
 """
 
-import hashlib
 import importlib.util
 import json
 import os
