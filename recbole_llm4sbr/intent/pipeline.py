@@ -23,6 +23,7 @@ from recbole_llm4sbr.side_file import SideFileStore
 from recbole_llm4sbr.side_file.format import (
     META_FILE, SOURCES, VIEWS, SideFileError, read_meta, read_side_file, write_json_atomic,
 )
+from recbole_llm4sbr.intent.answers import item_text_answers, llm_answers
 from recbole_llm4sbr.intent.backends import create_backend
 from recbole_llm4sbr.intent.budget import llm_plan, select_rows
 from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
@@ -174,8 +175,6 @@ class IntentBuilder:
                                                            bar.update)
             failures += chunk_failures
             s["generated"] += generated
-            if not self.backend.uses_llm:
-                bar.update(len(groups[start:start + size]))
         bar.close()
         s["failed_keys"] = len(failures)
         s["failed_prompts"] = len({(f["view"], f["prompt"]) for f in failures})
@@ -213,40 +212,10 @@ class IntentBuilder:
                            for k in range(len(SOURCES))} for v in range(len(VIEWS))}
 
     def process_chunk(self, writer, chunk, progress=None):
-        """Generate, localize and commit one shard; returns (failures, generated)."""
-        failures, generated = [], 0
-        prompts = [None] * len(chunk)
-        if self.backend.uses_llm:
-            with self.timer("prompts"):
-                prompts = [self.prompts.build(items, view) for view, items, _ in chunk]
-            gens = [None] * len(chunk)
-            for view in range(len(VIEWS)):  # one call per view: cost is accounted per view
-                sel = [i for i, (v, _, _) in enumerate(chunk) if v == view]
-                if not sel:
-                    continue
-                start = time.perf_counter()
-                with self.timer("generate"):
-                    out = self.backend.generate([self.prompts.messages(prompts[i]) for i in sel],
-                                                progress)
-                self.stats.add(view, out, time.perf_counter() - start)
-                for i, g in zip(sel, out):
-                    gens[i] = g
-            ok = [i for i, g in enumerate(gens) if g.ok]
-            generated = len(ok)
-            answers = [gens[i].answer for i in ok]
-            with self.timer("encode_answers"):
-                queries = self.encoder.encode(answers)
-            for i, g in enumerate(gens):
-                if not g.ok:
-                    for row, view in chunk[i][2]:
-                        failures.append(self._failure(row, view, prompts[i], g.error))
-        else:
-            ok = list(range(len(chunk)))
-            with self.timer("answer_embeddings"):
-                queries = self.backend.answer_embeddings(
-                    [chunk[i][1] for i in ok], [chunk[i][0] for i in ok], self.item_index,
-                    self.localizer.items.numpy())
-            answers = [self.backend.describe(chunk[i][1], chunk[i][0], self.text_of) for i in ok]
+        """Answer, localize and commit one shard; returns (failures, generated)."""
+        answer = llm_answers if self.backend.uses_llm else item_text_answers
+        a = answer(self, chunk, progress)
+        ok, prompts, answers, queries = a.ok, a.prompts, a.answers, a.queries
         with self.timer("localize"):
             vectors, idx, sims = self.localizer(queries)
         with self.timer("write"):
@@ -266,7 +235,7 @@ class IntentBuilder:
                 writer.append(sess, lens, views, vectors[take], records,
                               source=np.full(len(sess), SOURCES.index(source)),
                               localized=(idx[take], sims[take]))
-        return failures, generated
+        return a.failures, a.generated
 
     def close(self):
         """Release what the builder started (the Ray actors of ``intent_execution: ray``)."""
@@ -274,7 +243,7 @@ class IntentBuilder:
         if self._owns_backend and close is not None:
             close()
 
-    def _failure(self, row, view, prompt, error):
+    def failure(self, row, view, prompt, error):
         return dict(session=str(self.table["session"].iat[row]),
                     prefix_len=int(self.table["prefix_len"].iat[row]),
                     view=VIEWS[view], prompt=prompt, error=error)
