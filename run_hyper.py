@@ -36,6 +36,8 @@ def main(argv=None):
     ray_args.add_argument("--reduction_factor", type=int, default=2, help="ASHA")
     ray_args.add_argument("--address", default=None, help="existing cluster ('auto' after ray start)")
     ray_args.add_argument("--storage_path", default="ray_log", help="Ray trial directories")
+    ray_args.add_argument("--resume", action="store_const", const="AUTO", default=False,
+                          help="continue the search of the same --model/--dataset under --storage_path")
     hyperopt_args = parser.add_argument_group("Hyperopt")
     hyperopt_args.add_argument("--algo", default="exhaustive", choices=["exhaustive", "random", "bayes"])
     hyperopt_args.add_argument("--max_evals", type=int, default=100)
@@ -56,7 +58,7 @@ def main(argv=None):
             num_samples=args.num_samples, cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial, threads_per_trial=args.threads_per_trial,
             grace_period=args.grace_period, reduction_factor=args.reduction_factor,
-            address=args.address, storage_path=args.storage_path, **common)
+            address=args.address, storage_path=args.storage_path, resume=args.resume, **common)
     else:
         rows, best = hyperopt_search(
             algo=args.algo, max_evals=args.max_evals, early_stop=args.early_stop, **common)

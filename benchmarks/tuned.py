@@ -7,7 +7,8 @@ For every model: a Ray Tune search (ASHA, ``--trials`` trials over ``hyper/<mode
 selection on the validation metric, seed 2020) writes ``<out>/search/<model>.csv``; then
 ``benchmarks/compare.py``'s runner trains the best configuration with ``--seeds`` seeds
 (``<out>/runs/<model>-seed<s>.json``). Both steps are skipped when their files exist, so an
-interrupted benchmark resumes (a search that was cut off starts again). Finally ``<out>/table.md``
+interrupted benchmark resumes (a search that was cut off resumes through Ray Tune: its finished
+trials are kept, the interrupted ones run again). Finally ``<out>/table.md``
 (best parameters, mean ± std, LLM4SBR_X against X with paired t-tests and Wilcoxon tests) and
 ``<out>/chart.png``. Every other ``--key=value`` overrides a config key for searches and runs.
 """
@@ -41,7 +42,7 @@ def search(model, args, path):
             config_dict=parse_overrides(args.extra),
             output_file=tmp, num_samples=args.trials, cpus_per_trial=1, threads_per_trial=1,
             grace_period=args.grace_period, storage_path=os.path.join(args.out, "ray_log"),
-            name=f"{model}-{args.dataset}", verbose=0)
+            name=f"{model}-{args.dataset}", verbose=0, resume="AUTO")
         if best is None:
             raise RuntimeError(f"{model}: no trial of the search finished (see {tmp})")
         os.replace(tmp, path)

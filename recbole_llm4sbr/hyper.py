@@ -156,8 +156,11 @@ def driver_config(model, dataset, config_file_list=None, config_dict=None):
 def ray_search(model, dataset, params_file, config_file_list=None, config_dict=None,
                output_file=None, num_samples=10, cpus_per_trial=1, gpus_per_trial=0,
                threads_per_trial=None, grace_period=1, reduction_factor=2, storage_path="ray_log",
-               name=None, address=None, verbose=1):
-    """Ray Tune search with ASHA on the validation metric. Returns ``(rows, best_row)``."""
+               name=None, address=None, verbose=1, resume=False):
+    """Ray Tune search with ASHA on the validation metric. Returns ``(rows, best_row)``.
+
+    ``resume="AUTO"`` continues the experiment ``name`` under ``storage_path`` when one is there
+    (finished trials are kept, interrupted ones run again, the rest run), else starts it."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -182,7 +185,7 @@ def ray_search(model, dataset, params_file, config_file_list=None, config_dict=N
         config=ray_space(read_params_file(params_file)), num_samples=num_samples,
         scheduler=scheduler, resources_per_trial={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
         name=name or f"{model}-{dataset}", verbose=verbose, log_to_file=True,
-        raise_on_failed_trial=False, **{where: os.path.abspath(storage_path)})
+        raise_on_failed_trial=False, resume=resume, **{where: os.path.abspath(storage_path)})
     rows = []
     for trial in analysis.trials:
         last = trial.last_result or {}

@@ -229,3 +229,18 @@ def test_ablation_runs_each_variant_against_the_full_model(tiny_root, tmp_path):
     assert table.count("p ") >= 2 * 3  # Recall@20 and MRR@20 of each variant against full
     with pytest.raises(SystemExit):
         ablation.main(["--variants", "full,nope"])
+
+
+@pytest.mark.slow
+def test_ray_search_resumes_a_finished_experiment_without_new_trials(local_ray, tiny_root, tmp_path):
+    from recbole_llm4sbr.hyper import ray_search
+
+    params = write_params(tmp_path / "p.hyper", "learning_rate choice [0.001,0.01]\n")
+    common = dict(config_dict=tiny_config_dict(tiny_root), num_samples=2, grace_period=1,
+                  storage_path=str(tmp_path / "ray"), name="resumed", verbose=0, resume="AUTO")
+    rows, _ = ray_search("GRU4Rec", "tiny", params, **common)
+    again, _ = ray_search("GRU4Rec", "tiny", params, **common)
+    assert len(rows) == 2 and {r["trial"] for r in again} == {r["trial"] for r in rows}
+    assert [r["best_valid_score"] for r in again] == [r["best_valid_score"] for r in rows]
+    trial_dirs = [d for d in os.listdir(tmp_path / "ray" / "resumed") if d.startswith("ray_trainable")]
+    assert len(trial_dirs) == 2  # nothing was run a second time
