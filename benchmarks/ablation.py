@@ -77,6 +77,7 @@ def main(argv=None):
     parser.add_argument("--backbone", "-b", default="STAMP")
     parser.add_argument("--variants", default=DEFAULT, help=f"comma-separated, of {list(VARIANTS)}")
     parser.add_argument("--seeds", type=int, default=3, help="first N of 2020, 2021, ...")
+    parser.add_argument("--seed_list", default=None, help="comma-separated seeds (beats --seeds)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     parser.add_argument("--config_files", default=None, help="space-separated yaml files")
     parser.add_argument("--out", default=None,
@@ -95,7 +96,8 @@ def main(argv=None):
     out = os.path.abspath(args.out or os.path.join(
         "benchmarks", "results", "ablation", f"{args.dataset}-{args.backbone}"))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
-    seeds = [compare.DEFAULT_SEEDS[0] + i for i in range(args.seeds)]
+    seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
+             else [compare.DEFAULT_SEEDS[0] + i for i in range(args.seeds)])
     files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
     specs = [variant_spec(n, args.backbone, args.dataset, s, out, overrides, files)
              for s in seeds for n in names]  # seed-major: every variant gets seed 2020 first

@@ -199,6 +199,9 @@ def run_children(specs, jobs=1, deadline=None, status=None):
         late = deadline is not None and time.monotonic() - start > deadline
         while queue and len(running) < max(1, jobs) and not late:
             spec = queue.pop(0)
+            if os.path.exists(spec["json"]):  # another process sharing --out ran it meanwhile
+                status["skipped"].append((spec["model"], spec["seed"]))
+                continue
             print(f"[run] {spec.get('label') or spec['model']} seed {spec['seed']}", flush=True)
             running.append((spec, subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                                     "--_child", json.dumps(spec)], env=env)))

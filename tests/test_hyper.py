@@ -244,3 +244,13 @@ def test_ray_search_resumes_a_finished_experiment_without_new_trials(local_ray, 
     assert [r["best_valid_score"] for r in again] == [r["best_valid_score"] for r in rows]
     trial_dirs = [d for d in os.listdir(tmp_path / "ray" / "resumed") if d.startswith("ray_trainable")]
     assert len(trial_dirs) == 2  # nothing was run a second time
+
+
+def test_compare_runner_skips_a_run_another_process_finished(tmp_path):
+    compare = import_compare()
+    done = tmp_path / "STAMP-seed1.json"
+    done.write_text("{}")
+    spec = dict(model="STAMP", dataset="nowhere", seed=1, json=str(done), config_files=None,
+                overrides={})
+    status = compare.run_children([spec])  # would fail if launched: the dataset does not exist
+    assert status["skipped"] == [("STAMP", 1)] and status["ran"] == [] and status["failed"] == []
