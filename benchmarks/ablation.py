@@ -89,33 +89,22 @@ def main(argv=None):
         parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
     if "srgnn_softmax" in names and args.backbone not in ("SRGNN",):
         parser.error("the srgnn_softmax variant needs --backbone SRGNN")
-    bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
-    if bad:
-        parser.error(f"unrecognised arguments {bad}: overrides are --key=value")
-    overrides = dict(a[2:].split("=", 1) for a in extra)
+    overrides = compare.split_overrides(parser, extra)
     out = os.path.abspath(args.out or os.path.join(
         "benchmarks", "results", "ablation", f"{args.dataset}-{args.backbone}"))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
              else [compare.DEFAULT_SEEDS[0] + i for i in range(args.seeds)])
-    files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
+    files = compare.config_file_list(args.config_files)
     specs = [variant_spec(n, args.backbone, args.dataset, s, out, overrides, files)
              for s in seeds for n in names]  # seed-major: every variant gets seed 2020 first
-    status = compare.run_children([s for s in specs if not os.path.exists(s["json"])], args.jobs)
-    records = []
-    for spec in specs:
-        if os.path.exists(spec["json"]):
-            with open(spec["json"], encoding="utf-8") as f:
-                records.append(dict(json.load(f), model=spec["label"]))
+    status = compare.run_children(specs, args.jobs)  # finished runs are skipped
+    records = [dict(r, model=r["label"]) for r in compare.read_records(s["json"] for s in specs)]
     summary = compare.summarise(records, names)
     table = (f"Dataset `{args.dataset}`, LLM4SBR_{args.backbone}; test metrics of the "
              f"best-validation checkpoint, mean ± std over seeds; overrides `{json.dumps(overrides)}`.\n\n"
              + ablation_table(summary, names))
-    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
-        f.write(table)
-    compare.bar_chart(summary, f"{args.dataset}: LLM4SBR_{args.backbone} ablations",
-                      os.path.join(out, "chart.png"))
-    print(table)
+    compare.write_report(out, table, summary, f"{args.dataset}: LLM4SBR_{args.backbone} ablations")
     status["summary"] = summary
     return status
 

@@ -228,6 +228,36 @@ def run_children(specs, jobs=1, deadline=None, status=None):
 
 
 
+def split_overrides(parser, extra):
+    """The ``--key=value`` overrides among ``extra`` (values as strings; the child converts them),
+    or a parser error naming the arguments that are not overrides."""
+    bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
+    if bad:
+        parser.error(f"unrecognised arguments {bad}: overrides are --key=value")
+    return dict(a[2:].split("=", 1) for a in extra)
+
+
+def config_file_list(text):
+    """``--config_files "a.yaml b.yaml"`` as absolute paths (None when not given)."""
+    return [os.path.abspath(f) for f in text.split()] if text else None
+
+
+def read_records(paths):
+    """The run records among ``paths`` that exist (``recbole_llm4sbr.results`` format)."""
+    from recbole_llm4sbr.results import read_record
+
+    return [read_record(p) for p in paths if os.path.exists(p)]
+
+
+def write_report(out, table, summary, title):
+    """Write ``<out>/table.md`` and the chart ``<out>/chart.png``; print the table."""
+    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    bar_chart(summary, title, os.path.join(out, "chart.png"))
+    print(table)
+    print(f"written: {os.path.join(out, 'table.md')}, {os.path.join(out, 'chart.png')}")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", "-d", default="ml-100k")
@@ -242,10 +272,7 @@ def parse_args(argv):
                         help="seconds after which no run starts and running ones stop (resumable)")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args(argv)
-    bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
-    if bad:
-        parser.error(f"unrecognised arguments {bad}: overrides are --key=value")
-    args.overrides = dict(a[2:].split("=", 1) for a in extra)  # converted in the child
+    args.overrides = split_overrides(parser, extra)
     return args
 
 
@@ -259,7 +286,7 @@ def main(argv=None):
              else [DEFAULT_SEEDS[0] + i for i in range(args.seeds)])
     out = os.path.abspath(args.out or os.path.join("benchmarks", "results", args.dataset))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
-    config_files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
+    config_files = config_file_list(args.config_files)
     overrides = {"checkpoint_dir": os.path.join(out, "saved"), **args.overrides}
     status = {"ran": [], "skipped": [], "failed": []}
     paths, todo = {}, []
@@ -269,31 +296,21 @@ def main(argv=None):
             if os.path.exists(path):
                 status["skipped"].append((model, seed))
                 print(f"[skip] {model} seed {seed}: {path} exists")
-                with open(path, encoding="utf-8") as f:
-                    if json.load(f).get("overrides") != overrides:
-                        print(f"[warn] {path} was run with other overrides; use another --out",
-                              file=sys.stderr)
+                if read_records([path])[0].get("overrides") != overrides:
+                    print(f"[warn] {path} was run with other overrides; use another --out",
+                          file=sys.stderr)
             else:
                 todo.append(dict(model=model, dataset=args.dataset, seed=seed, json=path,
                                  config_files=config_files, overrides=overrides,
                                  keep_checkpoints=args.keep_checkpoints))
     run_children(todo, args.jobs, args.deadline, status)
-    records = []
-    for key, path in paths.items():
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                records.append(json.load(f))
-    summary = summarise(records, models)
+    summary = summarise(read_records(paths.values()), models)
     if summary:
         table = markdown_table(summary, args.dataset, args.overrides)
         pairs = pair_table(summary)
         if pairs:
             table += "\nLLM4SBR_X against X (means over the seeds above):\n\n" + pairs
-        with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
-            f.write(table)
-        bar_chart(summary, args.dataset, os.path.join(out, "chart.png"))
-        print(table)
-        print(f"written: {os.path.join(out, 'table.md')}, {os.path.join(out, 'chart.png')}")
+        write_report(out, table, summary, args.dataset)
     return status
 
 

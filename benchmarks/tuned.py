@@ -100,37 +100,26 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="default: benchmarks/results/tuned/<dataset>")
     parser.add_argument("--config_files", default=None, help="space-separated yaml files")
     args, extra = parser.parse_known_args(argv)
-    bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
-    if bad:
-        parser.error(f"unrecognised arguments {bad}: overrides are --key=value")
-    args.extra, overrides = extra, dict(a[2:].split("=", 1) for a in extra)
-    args.config_files = [os.path.abspath(f) for f in args.config_files.split()] if args.config_files else None
+    args.extra, overrides = extra, compare.split_overrides(parser, extra)
+    args.config_files = compare.config_file_list(args.config_files)
     args.out = os.path.abspath(args.out or os.path.join("benchmarks", "results", "tuned", args.dataset))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = [compare.DEFAULT_SEEDS[0] + i for i in range(args.seeds)]
     os.makedirs(os.path.join(args.out, "search"), exist_ok=True)
     os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
-    chosen, records, status = {}, [], {"ran": [], "skipped": [], "failed": []}
+    chosen, paths, status = {}, [], {"ran": [], "skipped": [], "failed": []}
     for model in models:
         chosen[model] = search(model, args, os.path.join(args.out, "search", f"{model}.csv"))
         print(f"[best] {model}: {json.dumps(chosen[model])}", flush=True)
-        specs = []
-        for seed in seeds:
-            path = os.path.join(args.out, "runs", f"{model}-seed{seed}.json")
-            if not os.path.exists(path):
-                run_overrides = {"checkpoint_dir": os.path.join(args.out, "saved"), **overrides,
-                                 **{k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-                                    for k, v in chosen[model].items()}}
-                specs.append(dict(model=model, dataset=args.dataset, seed=seed, json=path,
-                                  config_files=args.config_files, overrides=run_overrides))
-        compare.run_children(specs, 1, None, status)
-    for model in models:
-        for seed in seeds:
-            path = os.path.join(args.out, "runs", f"{model}-seed{seed}.json")
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as f:
-                    records.append(json.load(f))
-    summary = compare.summarise(records, models)
+        run_overrides = {"checkpoint_dir": os.path.join(args.out, "saved"), **overrides,
+                         **{k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+                            for k, v in chosen[model].items()}}
+        specs = [dict(model=model, dataset=args.dataset, seed=seed, config_files=args.config_files,
+                      json=os.path.join(args.out, "runs", f"{model}-seed{seed}.json"),
+                      overrides=run_overrides) for seed in seeds]
+        paths += [spec["json"] for spec in specs]
+        compare.run_children(specs, 1, None, status)  # finished runs are skipped
+    summary = compare.summarise(compare.read_records(paths), models)
     table = compare.markdown_table(summary, args.dataset, overrides)
     table += "\nBest configuration of each model (Ray Tune, ASHA, validation " \
              f"MRR@20, {args.trials} trials, seed 2020):\n\n" + "\n".join(
@@ -139,10 +128,7 @@ def main(argv=None):
     if pairs:
         table += "\nLLM4SBR_X against X:\n\n" + pairs + "\nPaired tests over the seeds:\n\n" \
                  + tests_table(summary)
-    with open(os.path.join(args.out, "table.md"), "w", encoding="utf-8") as f:
-        f.write(table)
-    compare.bar_chart(summary, f"{args.dataset} (tuned)", os.path.join(args.out, "chart.png"))
-    print(table)
+    compare.write_report(args.out, table, summary, f"{args.dataset} (tuned)")
     status["chosen"] = chosen
     return status
 
