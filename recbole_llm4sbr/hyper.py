@@ -58,6 +58,11 @@ def ray_space(params):
     return {name: make[kind](value) for name, kind, value in params}
 
 
+def run_overrides(config_dict):
+    """The keys a trial sets over the yaml defaults (model and dataset name the run instead)."""
+    return {k: v for k, v in config_dict.items() if k not in ("model", "dataset")}
+
+
 def trial_config_dict(base_config_dict, params):
     """Config of one trial. A searched localization ``r`` gets its own side file,
     ``<dataset>.r<r>.intent`` (built on demand when ``intent_auto_build`` is on)."""
@@ -138,7 +143,7 @@ def _ray_trial(config, fixed_config_file_list, base_config_dict):
         report({metric: float(valid_score), "epoch": epoch_idx + 1})
 
     result = objective_function(config_dict, files, saved=True, callback_fn=callback)
-    record = trial_record(result, {k: v for k, v in config_dict.items() if k not in ("model", "dataset")},
+    record = trial_record(result, run_overrides(config_dict),
                           dataset=base["dataset"], seed=rb_config["seed"])
     report({metric: float(result["best_valid_score"]), "epoch": epochs[0],
             "best_valid_score": float(result["best_valid_score"]),
@@ -206,7 +211,7 @@ class _HyperoptObjective:
 
     def __init__(self, base_config_dict, checkpoint_dir):
         self.base, self.checkpoint_dir = base_config_dict, checkpoint_dir
-        self.overrides = {k: v for k, v in base_config_dict.items() if k not in ("model", "dataset")}
+        self.overrides = run_overrides(base_config_dict)
         self.params, self.calls = {}, 0
 
     def __call__(self, config_dict, config_file_list):

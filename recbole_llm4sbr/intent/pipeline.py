@@ -81,7 +81,10 @@ class IntentBuilder:
             self.plan = None  # item-text: no LLM, nothing to budget
         self._encoder = encoder
         self.store = SideFileStore.from_config(config)
-        self.path = self.store.path
+
+    @property
+    def path(self):
+        return self.store.path
 
     @property
     def encoder(self):
