@@ -227,7 +227,6 @@ def run_children(specs, jobs=1, deadline=None, status=None):
     return status
 
 
-
 def split_overrides(parser, extra):
     """The ``--key=value`` overrides among ``extra`` (values as strings; the child converts them),
     or a parser error naming the arguments that are not overrides."""
