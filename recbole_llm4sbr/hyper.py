@@ -191,18 +191,27 @@ def ray_search(model, dataset, params_file, config_file_list=None, config_dict=N
         scheduler=scheduler, resources_per_trial={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
         name=name or f"{model}-{dataset}", verbose=verbose, log_to_file=True,
         raise_on_failed_trial=False, resume=resume, **{where: os.path.abspath(storage_path)})
-    rows = []
-    for trial in analysis.trials:
-        last = trial.last_result or {}
-        scores = (trial.metric_analysis or {}).get(metric, {})
-        if "record" in last:
-            record, status = json.loads(last["record"]), trial.status
-        else:  # stopped by ASHA (no test metrics) or failed
-            record = {"model": model, "dataset": dataset, "best_valid_score": scores.get(mode)}
-            status = f"{trial.status} (stopped early)" if scores else trial.status
-        rows.append(flat_row(record, trial.config, trial=trial.trial_id, status=status,
-                             valid_metric=metric, reports=last.get("training_iteration")))
+    rows = [trial_row(trial, model, dataset, metric, mode) for trial in analysis.trials]
     return _finish(rows, mode == "max", output_file)
+
+
+def trial_row(trial, model, dataset, metric, mode):
+    """One CSV row for a Ray Tune trial. A finished trial carries its full record; one that
+    ASHA stopped (or that failed) has only its per-epoch reports: its best validation score
+    and the epochs it was evaluated for, and no test metrics."""
+    last = trial.last_result or {}
+    scores = (trial.metric_analysis or {}).get(metric, {})
+    if "record" in last:
+        record, status = json.loads(last["record"]), trial.status
+    else:
+        best = scores.get(mode)
+        record = {"model": model, "dataset": dataset, "best_valid_score": best}
+        if best is not None:
+            record["best_valid_result"] = {metric: best}
+            record["epochs_trained"] = last.get("epoch")
+        status = f"{trial.status} (stopped early)" if scores else trial.status
+    return flat_row(record, trial.config, trial=trial.trial_id, status=status,
+                    valid_metric=metric, reports=last.get("training_iteration"))
 
 
 # ---------------------------------------------------------------------------- hyperopt

@@ -71,6 +71,35 @@ def test_params_files_parse_and_r_selects_its_own_side_file():
         parse_overrides(["epochs=3"])
 
 
+def test_trial_row_keeps_what_a_stopped_trial_reported():
+    from types import SimpleNamespace
+
+    from recbole_llm4sbr.hyper import trial_row
+
+    record = {"model": "STAMP", "dataset": "d", "best_valid_score": 0.3,
+              "best_valid_result": {"mrr@20": 0.3}, "test_result": {"mrr@20": 0.25},
+              "epochs_trained": 7}
+    finished = SimpleNamespace(
+        trial_id="t0", status="TERMINATED", config={"learning_rate": 0.01},
+        metric_analysis={"mrr@20": {"max": 0.3}},
+        last_result={"record": json.dumps(record), "training_iteration": 8, "epoch": 7})
+    stopped = SimpleNamespace(  # ASHA stopped it after 4 evaluations: no summary report
+        trial_id="t1", status="TERMINATED", config={"learning_rate": 0.001},
+        metric_analysis={"mrr@20": {"max": 0.12, "min": 0.05}},
+        last_result={"mrr@20": 0.1, "epoch": 4, "training_iteration": 4})
+    failed = SimpleNamespace(trial_id="t2", status="ERROR", config={"learning_rate": 0.1},
+                             metric_analysis={}, last_result={})
+    rows = [trial_row(t, "STAMP", "d", "mrr@20", "max") for t in (finished, stopped, failed)]
+    assert rows[0]["test_mrr@20"] == 0.25 and rows[0]["epochs_trained"] == 7
+    assert rows[0]["status"] == "TERMINATED" and rows[0]["learning_rate"] == 0.01
+    assert rows[1]["status"] == "TERMINATED (stopped early)"
+    assert rows[1]["best_valid_score"] == rows[1]["valid_mrr@20"] == 0.12
+    assert rows[1]["epochs_trained"] == 4 and rows[1]["reports"] == 4
+    assert "test_mrr@20" not in rows[1]
+    assert rows[2]["status"] == "ERROR" and rows[2]["best_valid_score"] is None
+    assert "valid_mrr@20" not in rows[2] and "epochs_trained" not in rows[2]
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     import ray
