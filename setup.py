@@ -24,7 +24,8 @@ setup(
     },
     install_requires=install_requires,
     extras_require={
-        "test": ["pytest>=8"],
+        # schemathesis: the schema-driven fuzz test of the HTTP endpoint
+        "test": ["pytest>=8", "schemathesis==4.32.5"],
         # prepare-model: read the offline demo LLM's GGUF with transformers
         "llm": ["gguf==0.19.0", "accelerate==1.15.0"],
         # HTTP endpoint of recbole_llm4sbr.serve (uvicorn with its C parser and event loop, as

@@ -13,11 +13,19 @@ scored without the training data:
 * ``intent`` (LLM4SBR models only): the intent fields and dim, the side file's path, fingerprint
   and provenance, the localization settings, the view windows, and the cached item embeddings
   (path and sha256) from which new sessions' intents are computed.
+
+**Trust model.** A checkpoint is data. The trainers write tensors, dicts, lists, strings and
+numbers only (the config as a plain dict, :func:`save_checkpoint` checks it); loading refuses any
+file that names another class or function before anything is unpickled (:func:`check_plain`),
+then unpickles it with torch's weights-only unpickler and no class allowed. The ``Config`` is
+rebuilt from the dict without parsing a string (:func:`recbole_llm4sbr.config.config_from_state`),
+in one process, and the keys that would make RecBole unpickle or write datasets
+(:data:`~recbole_llm4sbr.config.LOAD_RESETS`, ``checkpoint_dir``) are the loading process's own.
+Paths a checkpoint names (data, side file, cached item embeddings, the encoder) are read as data:
+CSV, JSON, numpy without pickles, weights-only torch files.
 """
 
-import contextlib
 import hashlib
-import importlib
 import os
 from logging import getLogger
 
@@ -26,12 +34,8 @@ import numpy as np
 import recbole_llm4sbr
 
 MARKER_KEY = "recbole_llm4sbr"
-CHECKPOINT_FORMAT = 1
-# what a RecBole checkpoint pickles besides tensors: the Config, its enums and the yaml loader
-# class it names (classes only), and numpy scalars found in configs
-TRUSTED_CLASS_MODULES = ("recbole.", "recbole_llm4sbr.", "yaml.loader.")
-NUMPY_GLOBALS = ("numpy.dtype", "numpy.core.multiarray.scalar", "numpy.core.multiarray._reconstruct",
-                 "numpy.ndarray")
+# 2: the config as plain data, no class pickled (1: RecBole's Config object)
+CHECKPOINT_FORMAT = 2
 
 
 class CheckpointError(ValueError):
@@ -138,52 +142,115 @@ def serving_marker(config, dataset):
     return marker
 
 
-def _resolve(name):
-    module, _, attr = name.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+def checkpoint_state(trainer, epoch):
+    r"""What the plugin's trainers save: RecBole's fields (``epoch``, ``cur_step``,
+    ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), the config as plain
+    data (:func:`~recbole_llm4sbr.config.config_state`) and the marker."""
+    from recbole_llm4sbr.config import config_state
+
+    return {
+        "config": config_state(trainer.config),
+        "epoch": int(epoch),
+        "cur_step": int(trainer.cur_step),
+        "best_valid_score": float(trainer.best_valid_score),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": trainer.model.other_parameter(),
+        "optimizer": trainer.optimizer.state_dict(),
+        MARKER_KEY: trainer.serving_marker,
+    }
 
 
-def trusted_globals(path):
-    r"""The globals the weights-only unpickler may load from ``path``: classes of recbole,
-    recbole_llm4sbr and yaml's loaders, and numpy's scalar and array reconstructors. A file that
-    pickles anything else (a function, another package's class) is refused unread."""
-    import numpy.dtypes
+def _what_it_is(path):
+    """A few words on a file that is not a torch zip archive."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "an empty file"
+    if head[:1] == b"\x80":
+        return "a bare pickle or a legacy (pre-1.6) torch file, which this plugin never unpickles"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not all(c.isprintable() or c in "\t\n\r" for c in text):
+        return f"binary data starting {head[:8]!r}"
+    return f"a text file starting {text[:40]!r}"
+
+
+def pickled_globals(path):
+    r"""The classes and functions the pickle in ``path`` names beyond tensors and plain data
+    (read from its opcodes; nothing is imported or constructed)."""
+    import zipfile
+
     import torch
 
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"[{path}] is not a torch checkpoint: it is {_what_it_is(path)}.")
     try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception as e:  # RecBole's own trainer writes pickle protocol 4, which this cannot read
         raise CheckpointError(
-            f"[{path}] cannot be read as a torch checkpoint of this plugin ({e}). RecBole's own trainer and "
-            f"earlier versions of this plugin write pickle protocol 4: retrain with run_recbole_llm4sbr.py, "
-            f"or, for a file you trust, re-save it: torch.save(torch.load(path, weights_only=False), "
-            f"path).") from None
-    allowed = []
-    for name in names:  # nothing is imported for a name outside the allowed modules
-        obj = _resolve(name) if name in NUMPY_GLOBALS or name.startswith(TRUSTED_CLASS_MODULES) else None
-        if not (name in NUMPY_GLOBALS or isinstance(obj, type)):
-            raise CheckpointError(f"[{path}] pickles {name!r}, which a recbole_llm4sbr checkpoint "
-                                  f"never holds: refused.")
-        allowed.append(obj)
-    return allowed + [getattr(numpy.dtypes, n) for n in dir(numpy.dtypes) if n.endswith("DType")]
+            f"[{path}] cannot be read as a torch checkpoint of this plugin ({type(e).__name__}: "
+            f"{e}). RecBole's own trainer writes pickle protocol 4 with its Config object, "
+            f"which this plugin never unpickles: retrain with run_recbole_llm4sbr.py, or, for a "
+            f"file you trust, convert it with recbole_llm4sbr.checkpoint.upgrade_checkpoint."
+        ) from None
 
 
-@contextlib.contextmanager
-def trusted_checkpoint(path):
-    """While open, ``torch.load(path)`` (weights-only, torch's default) accepts what a plugin
-    checkpoint holds; RecBole's own loading code runs unchanged inside it."""
+def check_plain(path):
+    r"""Refuse ``path`` unless it holds tensors and plain data only (the trust model: a plugin
+    checkpoint is data; loading it constructs no object of any other class)."""
+    names = pickled_globals(path)
+    if names:
+        configs = {"recbole.config.configurator.Config", "recbole_llm4sbr.config.Config"}
+        earlier = "" if configs.isdisjoint(names) else (
+            " Checkpoints of recbole_llm4sbr 0.1.0 (format 1) pickled RecBole's Config: retrain, "
+            "or, for a file you trust, convert it with recbole_llm4sbr.checkpoint.upgrade_checkpoint.")
+        raise CheckpointError(
+            f"[{path}] pickles {', '.join(repr(n) for n in names[:5])}"
+            f"{' ...' if len(names) > 5 else ''}: a recbole_llm4sbr checkpoint holds only tensors, "
+            f"dicts, lists, strings and numbers, so it is refused unread.{earlier}")
+
+
+def save_checkpoint(state, path):
+    r"""Write ``state`` atomically with torch's default protocol, refusing anything that
+    :func:`load_checkpoint` would refuse (the file is checked before it replaces ``path``)."""
     import torch
 
-    with torch.serialization.safe_globals(trusted_globals(os.fspath(path))):
-        yield
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    try:
+        check_plain(tmp)
+    except CheckpointError:
+        os.remove(tmp)
+        raise
+    os.replace(tmp, path)
+    return path
 
 
 def load_checkpoint(path, device="cpu"):
-    """A plugin checkpoint, unpickled weights-only with :func:`trusted_globals`."""
+    r"""The plain data of a plugin checkpoint (its ``config`` a dict): checked by
+    :func:`check_plain`, then unpickled weights-only with no class allowed."""
     import torch
 
-    with trusted_checkpoint(path):
-        return torch.load(path, map_location=device, weights_only=True)
+    check_plain(path)
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def upgrade_checkpoint(path, out):
+    r"""Convert a checkpoint that pickles RecBole's ``Config`` (RecBole's trainer, or this plugin's
+    format 1) to the current format. **Unpickles ``path`` with ``weights_only=False``: only for
+    files you trust.** The model must still be known; a marker is kept as it is."""
+    import torch
+
+    from recbole_llm4sbr.config import config_state
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    state["config"] = config_state(state["config"])
+    state["best_valid_score"] = float(state.get("best_valid_score", float("nan")))
+    if isinstance(state.get(MARKER_KEY), dict):
+        state[MARKER_KEY]["format"] = CHECKPOINT_FORMAT
+    return save_checkpoint(state, out)
 
 
 def check_item_map(dataset, marker, path):
@@ -198,9 +265,13 @@ def check_item_map(dataset, marker, path):
 
 
 def read_checkpoint(path, dataset=None, device="cpu"):
-    r"""Load a plugin checkpoint (weights-only, see :func:`trusted_globals`) and check its marker.
-    Returns ``(checkpoint, marker)``; raises :class:`CheckpointError` naming the problem."""
+    r"""Load a plugin checkpoint (plain data, see :func:`load_checkpoint`), check its marker and
+    rebuild its config (:func:`~recbole_llm4sbr.config.config_from_state`). Returns
+    ``(checkpoint, marker)`` with ``checkpoint["config"]`` a ``Config``; raises
+    :class:`CheckpointError` naming the problem."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"Checkpoint [{path}] is a directory, not a .pth file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint [{path}] does not exist.")
     try:
@@ -223,15 +294,22 @@ def read_checkpoint(path, dataset=None, device="cpu"):
             f"{CHECKPOINT_FORMAT} only. Serve it with the plugin version that trained it, or retrain."
         )
     config = checkpoint.get("config")
-    if config is None or "state_dict" not in checkpoint:
+    if not isinstance(config, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"[{path}] lacks the config or the state_dict of a RecBole checkpoint.")
-    if marker.get("dataset") != config["dataset"]:
+    if marker.get("dataset") != config.get("dataset"):
         raise CheckpointError(
             f"[{path}]: its marker names dataset {marker.get('dataset')!r} but its config "
-            f"{config['dataset']!r}; the file was altered."
+            f"{config.get('dataset')!r}; the file was altered."
         )
     if dataset is not None and marker["dataset"] != dataset:
         raise CheckpointError(
             f"[{path}] was trained on dataset {marker['dataset']!r}, not {dataset!r}."
         )
+    from recbole_llm4sbr.config import config_from_state
+
+    try:
+        checkpoint["config"] = config_from_state(config)
+    except Exception as e:  # an unknown model, a setting RecBole refuses, a damaged dict
+        raise CheckpointError(f"[{path}]: its config cannot be rebuilt ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}).") from None
     return checkpoint, marker

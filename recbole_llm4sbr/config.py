@@ -11,7 +11,12 @@ Priority, lowest first: RecBole's own yaml < ``properties/overall.yaml`` < ``pro
 command line (``--epochs=5``). An unknown dataset fails here, naming what exists.
 
 RecBole's ``Config`` also reads ``--key=value`` from ``sys.argv``: :func:`recbole_argv` is the one
-place that decides what it sees, and :func:`parse_overrides` turns such flags into a dict.
+place that decides what it sees, and :func:`parse_overrides` turns such flags into a dict. String
+values are read as Python literals (:func:`convert_value`), never evaluated as code (RecBole's own
+``Config`` calls ``eval`` on them).
+
+A checkpoint keeps its config as plain data (:func:`config_state`) and :func:`config_from_state`
+rebuilds the ``Config`` from it (:class:`SavedConfig`: no string parsed, no data needed).
 """
 
 import ast
@@ -26,6 +31,12 @@ from recbole_llm4sbr.utils import DEFAULT_DATA_DIR, PROPERTIES_DIR, get_model, u
 
 class Config(RecBoleConfig):
     """RecBole configuration with the plugin's models, defaults and dataset settings."""
+
+    check_dataset = True  # name an unknown dataset before RecBole's checks
+
+    def _convert_config_dict(self, config_dict):
+        """String values (config dicts, the command line) as Python literals, never ``eval``."""
+        return {k: convert_value(v) if isinstance(v, str) else v for k, v in config_dict.items()}
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
@@ -79,15 +90,84 @@ class Config(RecBoleConfig):
     def _set_default_parameters(self):
         # Ray Tune trials change the working directory: resolve a relative data_path now.
         root = os.path.abspath(self.final_config_dict.get("data_path") or DEFAULT_DATA_DIR)
-        # an unknown dataset is named here, before RecBole's checks of settings it would lack
-        from recbole_llm4sbr.data.default_data import check_dataset_exists
+        if self.check_dataset:  # an unknown dataset is named here, before RecBole's checks
+            from recbole_llm4sbr.data.default_data import check_dataset_exists
 
-        check_dataset_exists({"dataset": self.dataset, "data_path": os.path.join(root, self.dataset),
-                              "benchmark_filename": self.final_config_dict.get("benchmark_filename")})
-        super()._set_default_parameters()
+            check_dataset_exists({"dataset": self.dataset, "data_path": os.path.join(root, self.dataset),
+                                  "benchmark_filename": self.final_config_dict.get("benchmark_filename")})
+        try:
+            super()._set_default_parameters()
+        except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:  # RecBole's checks
+            from recbole_llm4sbr.settings import SettingError
+
+            raise SettingError(f"{type(e).__name__ if type(e) is not ValueError else 'Bad setting'}: "
+                               f"{e}") from None
         # RecBole points ml-100k at its read-only example folder inside site-packages;
         # the plugin works on a copy under data_path (see data/default_data.py).
         self.final_config_dict["data_path"] = os.path.join(root, self.dataset)
+
+
+class SavedConfig(Config):
+    """The config of a checkpoint, rebuilt from plain data by :func:`config_from_state`: its values
+    are used as they are (no string is parsed) and its dataset need not be present."""
+
+    check_dataset = False
+
+    def _convert_config_dict(self, config_dict):
+        return dict(config_dict)
+
+
+# What RecBole's Config derives from the other keys or from the process it runs in: a checkpoint
+# keeps none of them; they are derived again when its config is rebuilt (in one process).
+DERIVED_KEYS = frozenset({
+    "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "valid_metric_bigger", "device", "gpu_id",
+    "single_spec", "local_rank", "world_size", "ip", "port", "nproc", "offset",
+    "valid_neg_sample_args", "test_neg_sample_args",
+})
+# What a loaded checkpoint's config may not choose: where RecBole reads pickled datasets and
+# dataloaders from (these and checkpoint_dir, whose default files it unpickles), and whether it
+# writes them. checkpoint_dir is the loading process's own default (properties/overall.yaml).
+LOAD_RESETS = {"dataset_save_path": None, "dataloaders_save_path": None, "save_dataset": False,
+               "save_dataloaders": False}
+
+
+def _plain(value):
+    """``value`` as plain data: str, int, float, bool, None, lists and dicts of them."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy and torch scalars
+        return value.item()
+    return str(value)  # enums, devices and anything else: their text
+
+
+def config_state(config):
+    r"""``config`` as plain data, without :data:`DERIVED_KEYS`: what a checkpoint keeps."""
+    return {k: _plain(v) for k, v in config.final_config_dict.items() if k not in DERIVED_KEYS}
+
+
+def config_from_state(state):
+    r"""The :class:`SavedConfig` of a checkpoint's plain ``state`` (:func:`config_state`), in this
+    process alone, with :data:`LOAD_RESETS` applied. Raises ``KeyError``/``TypeError``/``ValueError``
+    (or an unknown model's error) for a state that is not such a config."""
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), str) for k in (
+            "model", "dataset", "data_path")):
+        raise ValueError("the config is not a dict with the strings model, dataset and data_path")
+    settings = {k: v for k, v in state.items()
+                if k not in DERIVED_KEYS and k not in ("model", "dataset")}
+    settings.update(LOAD_RESETS)
+    settings.pop("checkpoint_dir", None)
+    settings["data_path"] = os.path.dirname(os.path.normpath(state["data_path"]))
+    neg = settings.get("train_neg_sample_args")
+    if isinstance(neg, dict) and neg.get("distribution") == "none":  # RecBole's form of "none"
+        settings["train_neg_sample_args"] = None
+    with recbole_argv():
+        return SavedConfig(model=state["model"], dataset=state["dataset"], config_dict=settings)
 
 
 def convert_value(text):

@@ -22,7 +22,7 @@ from recbole.utils import init_logger, init_seed
 
 from recbole_llm4sbr.config import Config
 from recbole_llm4sbr.side_file import SideFileStore
-from recbole_llm4sbr.settings import validate
+from recbole_llm4sbr.settings import check_device, validate
 from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
 
 Experiment = namedtuple("Experiment", ["config", "dataset", "data", "model", "trainer"])
@@ -38,20 +38,27 @@ def ensure_intent_file(config):
     if not uses_intents(get_model(config["model"])):
         return None
     store = SideFileStore.from_config(config)
-    path = store.path
+    if store.is_complete():  # no lock: a complete side file may sit in a read-only folder
+        return _use_complete(store, config)
+    if not config["intent_auto_build"]:  # IntentDataset then names the command that builds it
+        return store.path
     with store.locked():  # one builder; the others then find the file complete
-        meta = store.meta()
-        if meta.get("complete") or not config["intent_auto_build"]:
-            backend = (meta.get("provenance") or {}).get("backend")
-            if meta and backend != (config["intent_backend"] or "item-text"):
-                getLogger().info(f"Using the complete intent side file [{path}] built with the "
-                                 f"'{backend}' backend (plan {meta.get('plan')}).")
-            return path  # a missing file then fails in IntentDataset with the command to build it
+        if store.is_complete():
+            return _use_complete(store, config)
         from recbole_llm4sbr.intent import build_intent_file
 
-        getLogger().info(f"No complete intent side file at [{path}]: building (or resuming) it "
-                         f"now with the '{config['intent_backend']}' backend.")
+        getLogger().info(f"No complete intent side file at [{store.path}]: building (or resuming) "
+                         f"it now with the '{config['intent_backend']}' backend.")
         return build_intent_file(config)
+
+
+def _use_complete(store, config):
+    meta = store.meta()
+    backend = (meta.get("provenance") or {}).get("backend")
+    if backend != (config["intent_backend"] or "item-text"):
+        getLogger().info(f"Using the complete intent side file [{store.path}] built with the "
+                         f"'{backend}' backend (plan {meta.get('plan')}).")
+    return store.path
 
 
 def _seed_and_threads(config):
@@ -98,10 +105,11 @@ def load_experiment(checkpoint, device="cpu", dataset=None):
     Serving a new session needs no dataset: use :mod:`recbole_llm4sbr.serve` instead."""
     from recbole_llm4sbr.checkpoint import check_item_map, read_checkpoint
 
+    device = check_device(device)
     state, marker = read_checkpoint(checkpoint, dataset=dataset)
     config = state["config"]
-    config["device"] = torch.device(device)
-    config["use_gpu"] = torch.device(device).type == "cuda"
+    config["device"] = device
+    config["use_gpu"] = device.type == "cuda"
     _seed_and_threads(config)
     dataset, data, model = _data_and_model(config)
     check_item_map(dataset, marker, checkpoint)

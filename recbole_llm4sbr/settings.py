@@ -32,7 +32,7 @@ CHOICES = {
     "semantic_init": ("pca",),  # or ~ (off)
 }
 
-# key: (type, lowest allowed value)
+# key: (type, lowest allowed value[, highest allowed value, excluded])
 NUMBERS = {
     "intent_tau": (float, 0.0),
     "intent_tau_epochs": (int, 1),
@@ -46,6 +46,30 @@ NUMBERS = {
     "intent_predictor_lr": (float, 1e-12),
     "intent_predictor_holdout": (float, 0.0),
     "content_window": (int, 1),
+}
+# RecBole's own keys that the plugin's runs pass on: RecBole checks them late (after the data has
+# loaded, or in the middle of training) or not at all. Checked only where the config sets them.
+RECBOLE_NUMBERS = {
+    "epochs": (int, 1),
+    "train_batch_size": (int, 1),
+    "eval_batch_size": (int, 1),
+    "learning_rate": (float, 1e-12),
+    "weight_decay": (float, 0.0),
+    "stopping_step": (int, 0),
+    "eval_step": (int, 0),
+    "seed": (int, 0),
+    "worker": (int, 0),
+    "MAX_ITEM_LIST_LENGTH": (int, 1),
+    "embedding_size": (int, 1),
+    "hidden_size": (int, 1),
+    "inner_size": (int, 1),
+    "n_layers": (int, 1),
+    "n_heads": (int, 1),
+    "step": (int, 1),
+    "num_layers": (int, 1),
+    "dropout_prob": (float, 0.0, 1.0),
+    "hidden_dropout_prob": (float, 0.0, 1.0),
+    "attn_dropout_prob": (float, 0.0, 1.0),
 }
 
 
@@ -62,7 +86,7 @@ def check_choice(key, value):
 
 def check_number(key, value):
     """``value`` as ``key``'s type if it is allowed, else a :class:`SettingError` naming the key."""
-    kind, low = NUMBERS[key]
+    kind, low, *high = NUMBERS[key] if key in NUMBERS else RECBOLE_NUMBERS[key]
     try:
         number = kind(value)
         if isinstance(value, bool) or (kind is int and float(value) != number):
@@ -72,7 +96,50 @@ def check_number(key, value):
                            f"got {value!r}.") from None
     if number < low:
         raise SettingError(f"{key} must be >= {low}, got {value!r}.")
+    if high and number >= high[0]:
+        raise SettingError(f"{key} must be < {high[0]}, got {value!r}.")
     return number
+
+
+def check_device(device):
+    """``device`` as a ``torch.device`` that exists here, else a :class:`SettingError`."""
+    import torch
+
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise SettingError(f"device {device!r} is not a torch device ({e}); use cpu or cuda[:N].") from None
+    if found.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if not torch.backends.cuda.is_built() else \
+                "torch finds no GPU"
+            raise SettingError(f"device {device!r}: no CUDA device exists ({why}); use --device cpu.")
+        if found.index is not None and found.index >= torch.cuda.device_count():
+            raise SettingError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s).")
+    elif found.type != "cpu":
+        raise SettingError(f"device {device!r}: only cpu and cuda[:N] are supported.")
+    return found
+
+
+def check_metrics(config):
+    """``topk``, ``metrics`` and ``valid_metric`` fit together (RecBole finds a bad
+    ``valid_metric`` only after the first training epoch)."""
+    topk = config["topk"]
+    ks = [topk] if isinstance(topk, int) and not isinstance(topk, bool) else topk
+    if not isinstance(ks, list) or not ks or not all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
+        raise SettingError(f"topk must be a positive integer or a list of them, got {topk!r}.")
+    metrics = config["metrics"]
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise SettingError(f"metrics must be a list of metric names, got {metrics!r}.")
+    valid = config["valid_metric"]
+    name, _, k = str(valid).partition("@")
+    known = {m.lower() for m in metrics}
+    if name.lower() not in known or (k and (not k.isdigit() or int(k) not in ks)):
+        raise SettingError(
+            f"valid_metric {valid!r} is not among the evaluated metrics: choose one of "
+            f"{[f'{m}@{k}' for m in metrics for k in ks][:12]} (metrics x topk).")
 
 
 def validate(config):
@@ -80,9 +147,11 @@ def validate(config):
     for key in CHOICES:
         if config[key] is not None:
             check_choice(key, config[key])
-    for key in NUMBERS:
+    for key in (*NUMBERS, *RECBOLE_NUMBERS):
         if config[key] is not None:
             check_number(key, config[key])
+    if config["valid_metric"] is not None:
+        check_metrics(config)
     if config["intent_predictor_holdout"] is not None and float(config["intent_predictor_holdout"]) >= 1:
         raise SettingError(f"intent_predictor_holdout must be < 1, got "
                            f"{config['intent_predictor_holdout']!r}.")

@@ -2,28 +2,27 @@
 r"""
 recbole_llm4sbr.trainer
 #######################
-RecBole's checkpoints hold the whole ``Config``, pickled with protocol 4; torch >= 2.6 refuses to
-unpickle them with its default ``weights_only=True``. The trainers returned by
-:func:`with_checkpoint_loading` re-save every checkpoint they write with torch's default protocol
-and the plugin's marker (:mod:`recbole_llm4sbr.checkpoint`: item map, item text, intent-source
-state, which :mod:`recbole_llm4sbr.serve` needs), and run RecBole's own reload code inside
-:func:`~recbole_llm4sbr.checkpoint.trusted_checkpoint`: weights-only, with the classes a plugin
-checkpoint holds allowed and nothing else.
+RecBole's checkpoints pickle the whole ``Config`` object (protocol 4): loading one can construct
+any class it names. The trainers returned by :func:`with_checkpoint_loading` write plain data
+instead (:func:`~recbole_llm4sbr.checkpoint.checkpoint_state`: RecBole's fields, the config as a
+dict and the plugin's marker, which :mod:`recbole_llm4sbr.serve` needs), which RecBole's own reload
+code reads with torch's default ``weights_only=True`` and no class allowed; a file that names any
+class is refused first (:func:`~recbole_llm4sbr.checkpoint.check_plain`).
 """
 
-import os
 import time
 
 import torch
 from recbole.trainer import Trainer
+from recbole.utils import set_color
 
-from recbole_llm4sbr.checkpoint import MARKER_KEY, serving_marker, trusted_checkpoint
+from recbole_llm4sbr.checkpoint import check_plain, checkpoint_state, save_checkpoint, serving_marker
 
 
 class CheckpointLoadingMixin:
-    """Best-model reload and resume that work on torch >= 2.6; records seconds per epoch and the
-    validation score of every evaluation; tells LLM4SBR models the epoch (tau schedule); marks
-    every saved checkpoint as the plugin's (``checkpoint["recbole_llm4sbr"]``)."""
+    """Plain-data checkpoints (with the plugin's marker) that RecBole's reload code reads weights-only;
+    records seconds per epoch, the train loss of every epoch and the validation score and metrics
+    of every evaluation; tells LLM4SBR models the epoch (tau schedule)."""
 
     def __init__(self, config, model):
         # RecBole wraps the model in DistributedDataParallel with device_ids=[local_rank], which
@@ -47,19 +46,14 @@ class CheckpointLoadingMixin:
         self.serving_marker = serving_marker(self.config, train_data._dataset)
         return super().fit(train_data, *args, **kwargs)
 
-    def _save_checkpoint(self, epoch, *args, **kwargs):
-        super()._save_checkpoint(epoch, *args, **kwargs)
-        path = kwargs.get("saved_model_file", self.saved_model_file)
-        marker = getattr(self, "serving_marker", None)
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """RecBole's checkpoint as plain data, written atomically (rank 0 writes it)."""
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
-            return  # rank 0 writes the checkpoint
-        if marker is None or not os.path.isfile(path):  # not fitted here
             return
-        state = torch.load(path, weights_only=False)  # RecBole's trainer wrote it just now, here
-        state[MARKER_KEY] = marker
-        tmp = f"{path}.tmp{os.getpid()}"
-        torch.save(state, tmp)  # torch's default protocol: weights-only loading can read it
-        os.replace(tmp, path)
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        save_checkpoint(checkpoint_state(self, epoch), path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         if hasattr(self.model, "intent_epoch"):
@@ -69,13 +63,17 @@ class CheckpointLoadingMixin:
         if not hasattr(self, "epoch_seconds"):
             self.epoch_seconds = []
         self.epoch_seconds.append(time.perf_counter() - start)
+        if not hasattr(self, "train_losses"):
+            self.train_losses = []
+        self.train_losses.append(float(sum(loss) if isinstance(loss, tuple) else loss))
         return loss
 
     def _valid_epoch(self, *args, **kwargs):
         valid_score, valid_result = super()._valid_epoch(*args, **kwargs)
         if not hasattr(self, "valid_scores"):
-            self.valid_scores = []
+            self.valid_scores, self.valid_results = [], []
         self.valid_scores.append(float(valid_score))
+        self.valid_results.append(dict(valid_result))
         return valid_score, valid_result
 
     def best_epoch(self):
@@ -92,12 +90,12 @@ class CheckpointLoadingMixin:
             return super().evaluate(eval_data, load_best_model, model_file, show_progress)
         if not self.config["single_spec"]:
             torch.distributed.barrier()  # rank 0 has written the checkpoint
-        with trusted_checkpoint(model_file or self.saved_model_file):
-            return super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        check_plain(model_file or self.saved_model_file)
+        return super().evaluate(eval_data, load_best_model, model_file, show_progress)
 
     def resume_checkpoint(self, resume_file):
-        with trusted_checkpoint(resume_file):
-            return super().resume_checkpoint(resume_file)
+        check_plain(resume_file)
+        return super().resume_checkpoint(resume_file)
 
 
 _WRAPPED = {}

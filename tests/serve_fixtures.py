@@ -49,3 +49,11 @@ def raw_sessions(root):
             s, item, _ = line.rstrip("\n").split("\t")
             sessions.setdefault(s, []).append(item)
     return sessions
+
+
+def error_of(response, status, kind):
+    """The ``error`` object of an HTTP error response, checked for its status and type."""
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["type"] == kind and body["message"]
+    return body

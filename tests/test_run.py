@@ -1,5 +1,6 @@
 """End to end through the plugin: registry, training, evaluation, checkpoint reload."""
 
+import os
 import subprocess
 import sys
 
@@ -120,8 +121,14 @@ def test_vectorized_session_graph_gives_identical_metrics(tiny_root, model):
     assert results["vectorized"]["test_result"] == results["recbole"]["test_result"]
 
 
-@pytest.mark.parametrize("key, value", [("intent_gate", "maybe"), ("intent_r", -1),
-                                        ("intent_llm_budget", "lots"), ("intent_backend", "gpt")])
+@pytest.mark.parametrize("key, value", [
+    ("intent_gate", "maybe"), ("intent_r", -1), ("intent_llm_budget", "lots"),
+    ("intent_backend", "gpt"),
+    # RecBole's own keys, which RecBole checks only after the data loaded (or never)
+    ("epochs", "abc"), ("epochs", -1), ("epochs", 2.5), ("learning_rate", 0), ("train_batch_size", 0),
+    ("eval_batch_size", "big"), ("stopping_step", -3), ("topk", [5, 0]), ("topk", "abc"),
+    ("valid_metric", "MRR@50"), ("valid_metric", "AUC"), ("MAX_ITEM_LIST_LENGTH", 0),
+    ("embedding_size", True), ("dropout_prob", 1.5)])
 def test_bad_settings_fail_before_any_data_loads(tiny_root, monkeypatch, key, value):
     import recbole_llm4sbr.experiment as qs
 
@@ -133,6 +140,45 @@ def test_bad_settings_fail_before_any_data_loads(tiny_root, monkeypatch, key, va
     with pytest.raises(ValueError, match=key):
         run_recbole_llm4sbr(model="LLM4SBR_SRGNN", dataset="tiny",
                             config_dict=tiny_config_dict(tiny_root, **{key: value}))
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--epochs=abc", "epochs must be an integer, got 'abc'"),
+    ("--epochs=-1", "epochs must be >= 1, got -1"),
+    ("--valid_metric=MRR@50", "valid_metric 'MRR@50' is not among the evaluated metrics"),
+])
+def test_cli_refuses_bad_recbole_keys_in_one_line(tiny_root, flag, message):
+    import yaml
+
+    settings = tiny_root / "tiny.yaml"
+    settings.write_text(yaml.safe_dump(tiny_config_dict(tiny_root)))
+    proc = subprocess.run([sys.executable, "run_recbole_llm4sbr.py", "--model=SRGNN", "--dataset=tiny",
+                           f"--config_files={settings}", flag],
+                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0  # one line
+
+
+def test_a_side_file_outside_data_path_needs_an_existing_parent(tiny_root, tmp_path):
+    from recbole_llm4sbr.experiment import ensure_intent_file
+    from recbole_llm4sbr.config import Config
+    from recbole_llm4sbr.side_file.format import SideFileError
+
+    missing = tmp_path / "no" / "such" / "x.intent"
+    config = Config(model="LLM4SBR_SRGNN", dataset="tiny", config_dict=tiny_config_dict(
+        tiny_root, intent_file=str(missing), intent_auto_build=True))
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(SideFileError, match=r"parent folder \[.*no/such\] does not exist"):
+        ensure_intent_file(config)
+    assert set(os.listdir(tmp_path)) == before and not (tmp_path / "no").exists()
+    # in an existing folder it is built, with its lock inside its own folder
+    here = tmp_path / "x.intent"
+    config = Config(model="LLM4SBR_SRGNN", dataset="tiny", config_dict=tiny_config_dict(
+        tiny_root, intent_file=str(here), intent_auto_build=True, intent_show_progress=False))
+    assert ensure_intent_file(config) == str(here)
+    assert (here / "meta.json").is_file() and (here / ".lock").is_file()
+    assert sorted(os.listdir(tmp_path)) == sorted(before | {"x.intent", "x.intent.cache"})
 
 
 def test_every_backend_is_an_allowed_setting():

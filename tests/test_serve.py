@@ -163,8 +163,8 @@ def test_checkpoints_that_are_not_the_plugins_or_do_not_fit_are_refused(tmp_path
     path = checkpoint(tmp_path_factory, "SRGNN")
     with pytest.raises(CheckpointError, match="not a recbole_llm4sbr checkpoint"):
         Recommender.from_checkpoint(_altered(path, tmp_path, lambda s: s.pop(MARKER_KEY)))
-    with pytest.raises(CheckpointError, match="format 2; this version .* reads format 1"):
-        Recommender.from_checkpoint(_altered(path, tmp_path, lambda s: s[MARKER_KEY].update(format=2)))
+    with pytest.raises(CheckpointError, match="format 3; this version .* reads format 2"):
+        Recommender.from_checkpoint(_altered(path, tmp_path, lambda s: s[MARKER_KEY].update(format=3)))
     with pytest.raises(CheckpointError, match="trained on dataset 'tiny', not 'ml-100k'"):
         Recommender.from_checkpoint(path, dataset="ml-100k")
     with pytest.raises(CheckpointError, match="names dataset 'other'"):
@@ -176,18 +176,18 @@ def test_checkpoints_that_are_not_the_plugins_or_do_not_fit_are_refused(tmp_path
 
     with pytest.raises(CheckpointError, match="do not fit SRGNN"):
         Recommender.from_checkpoint(_altered(path, tmp_path, fewer_items))
-    # weights-only loading: classes of recbole/recbole_llm4sbr/yaml's loaders and numpy arrays,
-    # nothing else; RecBole's own protocol-4 files get the command that converts them
+    # plain data only: no class or function of any package (tests/test_checkpoint_trust.py has
+    # the crafted gadgets); RecBole's own protocol-4 files get the function that converts them
     for foreign, name in ((subprocess.Popen, "Popen"), (init_seed, "init_seed")):
         with pytest.raises(CheckpointError, match=f"pickles '.*{name}'.*refused"):
             Recommender.from_checkpoint(_altered(path, tmp_path, lambda s: s.update(hook=foreign)))
     old = tmp_path / "protocol4.pth"
     torch.save(load_checkpoint(path), old, pickle_protocol=4)
-    with pytest.raises(CheckpointError, match="pickle protocol 4.*re-save it"):
+    with pytest.raises(CheckpointError, match="pickle protocol 4.*upgrade_checkpoint"):
         Recommender.from_checkpoint(old)
     garbage = tmp_path / "garbage.pth"
-    garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot be read as a torch checkpoint"):
+    garbage.write_bytes(b"\x00\x01not a checkpoint")
+    with pytest.raises(CheckpointError, match="is not a torch checkpoint: it is binary data"):
         Recommender.from_checkpoint(garbage)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Recommender.from_checkpoint(tmp_path / "missing.pth")
@@ -195,7 +195,7 @@ def test_checkpoints_that_are_not_the_plugins_or_do_not_fit_are_refused(tmp_path
 
 def test_marker_holds_what_serving_needs(tmp_path_factory):
     marker = load_checkpoint(checkpoint(tmp_path_factory, "LLM4SBR_SRGNN"))[MARKER_KEY]
-    assert marker["format"] == 1 and marker["dataset"] == "tiny" and marker["model"] == "LLM4SBR_SRGNN"
+    assert marker["format"] == 2 and marker["dataset"] == "tiny" and marker["model"] == "LLM4SBR_SRGNN"
     assert marker["items"]["tokens"][0] == "[PAD]" and len(marker["items"]["tokens"]) == 21
     assert marker["items"]["titles"][1].startswith("Movie number")
     intent = marker["intent"]

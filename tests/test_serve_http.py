@@ -19,8 +19,9 @@ import httpx  # noqa: E402
 
 from intent_fixtures import FakeChatServer, shared_encoder  # noqa: E402
 from recbole_llm4sbr.serve import Recommender  # noqa: E402
-from recbole_llm4sbr.serve.http import BackgroundServer, create_app  # noqa: E402
-from serve_fixtures import checkpoint  # noqa: E402
+from recbole_llm4sbr.serve.http import create_app  # noqa: E402
+from recbole_llm4sbr.serve.server import BackgroundServer  # noqa: E402
+from serve_fixtures import checkpoint, error_of  # noqa: E402
 
 LIMITS = dict(max_body_bytes=4096, max_items=50, max_batch=8)
 
@@ -36,13 +37,6 @@ def client(recommender):
         assert server.host == "127.0.0.1"
         with httpx.Client(base_url=server.url, timeout=30) as c:
             yield c
-
-
-def error_of(response, status, kind):
-    assert response.status_code == status, response.text
-    body = response.json()["error"]
-    assert body["type"] == kind and body["message"]
-    return body
 
 
 def assert_alive(client):

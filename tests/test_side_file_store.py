@@ -32,7 +32,7 @@ def test_state_lock_and_check(tiny_root, tmp_path):
     side = store.read()
     store.check(side, dataset)  # its own dataset: no error
     with store.locked():  # a second process could not take the lock now
-        lock = os.path.join(os.path.dirname(store.path), ".tiny.intent.lock")
+        lock = os.path.join(store.path, ".lock")  # inside the side file's own folder
         with open(lock) as other, pytest.raises(BlockingIOError):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(lock) as other:  # released on exit

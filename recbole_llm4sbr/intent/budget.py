@@ -130,10 +130,10 @@ def entropy_scores(checkpoint, dataset, table, rows, batch_size=1024):
     import torch
     from recbole.data.interaction import Interaction
 
-    from recbole_llm4sbr.checkpoint import load_checkpoint
+    from recbole_llm4sbr.checkpoint import read_checkpoint
     from recbole_llm4sbr.utils import get_model, uses_intents
 
-    ckpt = load_checkpoint(checkpoint)
+    ckpt, _ = read_checkpoint(checkpoint)
     config = ckpt["config"]
     model_class = get_model(config["model"])
     if uses_intents(model_class):

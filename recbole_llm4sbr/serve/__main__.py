@@ -5,7 +5,8 @@ Command line of serving (also installed as ``llm4sbr-serve``)::
     python -m recbole_llm4sbr.serve recommend --checkpoint saved/LLM4SBR_SRGNN-xxx.pth \
         --items 50,172,133 [--k 10] [--include-seen] [--skip-unknown] [--explain] [--json]
     python -m recbole_llm4sbr.serve serve --checkpoint saved/LLM4SBR_SRGNN-xxx.pth \
-        [--host 127.0.0.1] [--port 8000] [--max-body-bytes 1048576] [--max-items 1000]
+        [--host 127.0.0.1] [--port 8000] [--max-body-bytes 1048576] [--max-items 1000] \
+        [--body-timeout 10] [--header-timeout 10] [--max-connections 512] [--docs]
     python -m recbole_llm4sbr.serve info --checkpoint ...
 
 Common options: ``--source item-text|predictor|openai``, ``--dataset NAME`` (refuse a checkpoint
@@ -52,6 +53,14 @@ def _parser():
     h.add_argument("--max-body-bytes", type=int, default=1 << 20)
     h.add_argument("--max-items", type=int, default=1000, help="items per session")
     h.add_argument("--max-batch", type=int, default=256, help="sessions per request")
+    h.add_argument("--body-timeout", type=float, default=10.0,
+                   help="seconds to receive a whole body (else 408, connection closed)")
+    h.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds to receive a request's line and headers (else disconnected)")
+    h.add_argument("--max-connections", type=int, default=512,
+                   help="open connections or requests beyond this get 503")
+    h.add_argument("--docs", action=argparse.BooleanOptionalAction, default=False,
+                   help="serve /docs and /openapi.json (default: off)")
     h.add_argument("--log-level", default="info")
     h.add_argument("--no-access-log", action="store_true")
     return p
@@ -97,7 +106,7 @@ def main(argv=None):
 
             torch.set_num_threads(args.threads)
         if args.command == "serve":
-            from recbole_llm4sbr.serve import http  # fails early without the extra
+            from recbole_llm4sbr.serve import http, server  # fail early without the extra
         recommender = Recommender.from_checkpoint(args.checkpoint, args.dataset, args.source,
                                                   args.device, overrides)
         if args.command == "info":
@@ -111,11 +120,13 @@ def main(argv=None):
             else:
                 _print_result(result)
         else:
-            app = http.create_app(recommender, args.max_body_bytes, args.max_items, args.max_batch)
+            app = http.create_app(recommender, args.max_body_bytes, args.max_items, args.max_batch,
+                                  args.body_timeout, args.docs)
             print(f"Serving {recommender.config['model']} ({recommender.marker['dataset']}) on "
                   f"http://{args.host}:{args.port}", file=sys.stderr)
-            http.run(app, args.host, args.port, log_level=args.log_level,
-                     access_log=not args.no_access_log)
+            server.run(app, args.host, args.port, header_timeout=args.header_timeout,
+                       max_connections=args.max_connections, log_level=args.log_level,
+                       access_log=not args.no_access_log)
     except (CheckpointError, ServeError, IntentSourceUnavailable, ValueError, FileNotFoundError,
             ImportError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -2,36 +2,39 @@
 r"""
 recbole_llm4sbr.serve.http
 ##########################
-The HTTP JSON endpoint (FastAPI + uvicorn, the ``serve`` extra)::
+The HTTP JSON endpoint (FastAPI, the ``serve`` extra; :mod:`recbole_llm4sbr.serve.server` runs it
+with uvicorn)::
 
     GET  /health            {"status": "ok"}
     GET  /info              model, dataset, catalogue size, intent source, limits
     POST /recommend         {"items": [...], "k": 10, "exclude_seen": true, "explain": false,
                              "skip_unknown": false}
     POST /recommend/batch   {"sessions": [[...], ...], "k": 10, ...}
+    GET  /docs, /openapi.json   only with ``docs=True`` (``serve --docs``)
 
-Bodies over ``max_body_bytes`` get 413 before anything parses them; malformed JSON 400; a body
-that is not ``application/json`` 415; schema errors, empty sessions and unknown items 422; a
-failed intent source (LLM) 502. Request data is only ever parsed as JSON, never unpickled.
-Every error body is ``{"error": {"type", "message", ...}}``, and no bad request stops the server.
+Bodies over ``max_body_bytes`` get 413 before anything parses them, and bodies not received in
+full within ``body_timeout`` seconds 408; a body that is not ``application/json`` (UTF-8) 415;
+invalid UTF-8 or JSON (numbers of over 4,300 digits and nesting deeper than Python's recursion
+limit included) 400 ``malformed_json``; schema errors (types are strict: ``"10"``, ``2.0`` or
+``true`` is no ``k``), item tokens that are not valid Unicode, empty sessions and unknown items
+422; a failed intent source (LLM) 502. A ``k`` above the catalogue returns the catalogue
+(``/info`` says so). Request data is only ever parsed as JSON, never unpickled. Every error body is
+``{"error": {"type", "message", ...}}``, and no bad request stops the server.
 """
 
-import gc
-import socket
-import threading
-import time
+import asyncio
+import json
 from functools import partial
 from logging import getLogger
 from typing import List, Union
 
 try:
-    import uvicorn
-    from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
+    from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
+    from typing_extensions import Annotated
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"The HTTP endpoint needs the serve extra ({e}): pip install -e \".[serve]\""
@@ -39,10 +42,19 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from recbole_llm4sbr.serve.errors import ServeError
 
-
 logger = getLogger(__name__)
-Token = Union[StrictStr, StrictInt]
-DEFAULT_HOST = "127.0.0.1"
+BODY_TIMEOUT = 10.0
+
+
+def _unicode(token):
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (it holds a lone surrogate)") from None
+    return token
+
+
+Token = Union[Annotated[StrictStr, AfterValidator(_unicode)], StrictInt]
 
 
 class InternalError(ServeError):
@@ -52,10 +64,24 @@ class InternalError(ServeError):
     kind = "internal_error"
 
 
-class RecommendOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RequestError(ServeError):
+    """A request refused before its body is read as a recommendation request."""
 
-    k: int = Field(10, ge=1, description="number of items to return")
+    def __init__(self, status, kind, message, **extra):
+        super().__init__(message)
+        self.status, self.kind, self.extra = status, kind, extra
+
+    def to_dict(self):
+        body = super().to_dict()
+        body["error"].update(self.extra)
+        return body
+
+
+class RecommendOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    k: StrictInt = Field(10, ge=1, description="number of items to return (above the catalogue "
+                                              "size: the whole catalogue)")
     exclude_seen: bool = True
     explain: bool = False
     skip_unknown: bool = False
@@ -69,19 +95,30 @@ class BatchRequest(RecommendOptions):
     sessions: List[List[Token]]
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that always renders: text that is not valid Unicode goes out as ``\\u`` escapes."""
+
+    def render(self, content):
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":")).encode("ascii")
+
+
 def error(status, kind, message, **extra):
-    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+    return SafeJSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
 
 
 class BodyLimit(object):
-    """ASGI middleware: 413 for a body over ``max_bytes`` (declared or streamed), before parsing."""
+    """ASGI middleware: 413 for a body over ``max_bytes`` (declared or streamed), 408 for one not
+    received in full within ``timeout`` seconds, both before parsing and closing the connection."""
 
-    def __init__(self, app, max_bytes):
-        self.app, self.max_bytes = app, int(max_bytes)
+    def __init__(self, app, max_bytes, timeout=BODY_TIMEOUT):
+        self.app, self.max_bytes, self.timeout = app, int(max_bytes), float(timeout)
 
-    async def reject(self, scope, receive, send, size):
-        response = error(413, "body_too_large", f"request body of {size} bytes exceeds the "
-                         f"limit of {self.max_bytes} bytes")
+    async def reject(self, scope, receive, send, status, kind, message):
+        response = error(status, kind, message)
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 
@@ -90,16 +127,25 @@ class BodyLimit(object):
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self.reject(scope, receive, send, int(declared))
+            return await self.reject(scope, receive, send, 413, "body_too_large", f"request body of "
+                                     f"{int(declared)} bytes exceeds the limit of {self.max_bytes} bytes")
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                logger.info(f"Dropped a request from {scope.get('client')}: {size} bytes of body "
+                            f"in {self.timeout:g} s.")
+                return await self.reject(scope, receive, send, 408, "request_timeout", f"the request "
+                                         f"body was not received in full within {self.timeout:g} s")
             if message["type"] != "http.request":  # client gone
                 return
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                return await self.reject(scope, receive, send, size)
+                return await self.reject(scope, receive, send, 413, "body_too_large", f"request body "
+                                         f"of {size} bytes exceeds the limit of {self.max_bytes} bytes")
             if not message.get("more_body", False):
                 break
         pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
@@ -110,7 +156,50 @@ class BodyLimit(object):
         await self.app(scope, replay, send)
 
 
-def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=256):
+async def read_request(request, model):
+    """The body of ``request`` as ``model``, or a :class:`RequestError` (415, 400 or 422)."""
+    content_type = request.headers.get("content-type", "")
+    media, *params = [p.strip().lower() for p in content_type.split(";")]
+    charset = dict(p.partition("=")[::2] for p in params).get("charset", "utf-8").strip('"')
+    if media != "application/json" or charset not in ("utf-8", "utf8"):
+        raise RequestError(415, "unsupported_media_type", f"send the body as JSON with "
+                           f"'Content-Type: application/json' (UTF-8; got {content_type or 'none'!r})")
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RequestError(400, "malformed_json", f"request body is not valid UTF-8: "
+                           f"{e.reason} at byte {e.start}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RequestError(400, "malformed_json", f"request body is not valid JSON: {e.msg} at "
+                           f"character {e.pos}") from None
+    except (ValueError, RecursionError) as e:  # > 4300-digit integers, deep nesting
+        reason = "it is nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise RequestError(400, "malformed_json", f"request body is not valid JSON here: "
+                           f"{reason}") from None
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as e:
+        details = [{"loc": [str(x) for x in err["loc"]], "msg": err["msg"]} for err in e.errors()]
+        message = "; ".join(f"{'.'.join(d['loc']) or 'body'}: {d['msg']}" for d in details[:5])
+        raise RequestError(422, "invalid_request", message, details=details[:20]) from None
+
+
+def _body_schema(model):
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
+ERROR_RESPONSES = {status: {"description": text} for status, text in (
+    (400, "malformed JSON or UTF-8"), (408, "body not received in time"), (413, "body too large"),
+    (415, "not application/json"), (422, "schema error, unknown items, empty session"),
+    (502, "the intent source (LLM) failed"))}
+
+
+def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=256,
+               body_timeout=BODY_TIMEOUT, docs=False):
     r"""The FastAPI app serving ``recommender``.
 
     Args:
@@ -118,32 +207,21 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
         max_items (int): items per session (longer sessions get 422; the model itself uses only
             the last ``MAX_ITEM_LIST_LENGTH``).
         max_batch (int): sessions per batch request.
+        body_timeout (float): seconds a client has to send its whole body (else 408).
+        docs (bool): serve ``/docs`` and ``/openapi.json``.
     """
     app = FastAPI(title="recbole_llm4sbr", summary="Recommendations for new sessions",
-                  version=recommender.marker["version"])
+                  version=recommender.marker["version"], default_response_class=SafeJSONResponse,
+                  **({} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
+    n_items = len(recommender.item_tokens) - 1
     limits = {"max_body_bytes": int(max_body_bytes), "max_items": int(max_items),
-              "max_batch": int(max_batch)}
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request, exc):
-        errors = exc.errors()
-        bad_json = [e for e in errors if e.get("type") == "json_invalid"]
-        if bad_json:
-            ctx = bad_json[0].get("ctx") or {}
-            return error(400, "malformed_json", f"request body is not valid JSON: "
-                         f"{ctx.get('error', 'decode error')} at character {bad_json[0]['loc'][-1]}")
-        content_type = request.headers.get("content-type", "")
-        if "json" not in content_type:
-            return error(415, "unsupported_media_type", f"send the body as JSON with "
-                         f"'Content-Type: application/json' (got {content_type or 'none'!r})")
-        details = [{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in errors]
-        message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
-        return error(422, "invalid_request", message, details=details[:20])
+              "max_batch": int(max_batch), "body_timeout_s": float(body_timeout),
+              "max_k": n_items, "k_above_max_k": "returns the whole catalogue"}
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
 
     @app.exception_handler(ServeError)
     async def refused(request, exc):
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return SafeJSONResponse(exc.to_dict(), status_code=exc.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -154,7 +232,6 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
         logger.exception(f"{request.method} {request.url.path} failed")
         return error(500, "internal_error", f"{type(exc).__name__} while serving the request; "
                      f"see the server log")
-
     def check(sessions):
         if len(sessions) > max_batch:
             raise ServeError(f"{len(sessions)} sessions in one request; the limit is {max_batch}.")
@@ -188,65 +265,18 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
             raise InternalError(f"{type(e).__name__} while serving the request; see the server "
                                 f"log") from None
 
-    @app.post("/recommend")
-    async def recommend(request: RecommendRequest):
-        return JSONResponse((await answer([request.items], request))[0])
+    @app.post("/recommend", openapi_extra=_body_schema(RecommendRequest), responses=ERROR_RESPONSES)
+    async def recommend(http_request: Request):
+        request = await read_request(http_request, RecommendRequest)
+        return SafeJSONResponse((await answer([request.items], request))[0])
 
-    @app.post("/recommend/batch")
-    async def recommend_batch(request: BatchRequest):
+    @app.post("/recommend/batch", openapi_extra=_body_schema(BatchRequest), responses=ERROR_RESPONSES)
+    async def recommend_batch(http_request: Request):
+        request = await read_request(http_request, BatchRequest)
         if not request.sessions:
             raise ServeError("sessions is empty: give at least one session.")
-        return JSONResponse({"results": await answer(request.sessions, request)})
+        return SafeJSONResponse({"results": await answer(request.sessions, request)})
 
     return app
 
 
-def uvicorn_config(app, host=DEFAULT_HOST, port=8000, **kwargs):
-    kwargs.setdefault("log_level", "info")
-    kwargs.setdefault("limit_concurrency", 64)  # more open requests get 503
-    kwargs.setdefault("timeout_keep_alive", 5)
-    return uvicorn.Config(app, host=host, port=port, **kwargs)
-
-
-def run(app, host=DEFAULT_HOST, port=8000, **kwargs):
-    """Serve ``app`` with uvicorn until interrupted (loopback by default)."""
-    # the ~300k objects of torch, RecBole and the model never die: keep them out of the
-    # collector, whose full pass over them would stall a request by ~150 ms
-    gc.collect()
-    gc.freeze()
-    uvicorn.Server(uvicorn_config(app, host, port, **kwargs)).run()
-
-
-class BackgroundServer(object):
-    """``app`` served by uvicorn in a daemon thread on ``host`` and a free port (tests, benchmarks).
-    ``with BackgroundServer(app) as server: ...`` then ``server.url``."""
-
-    def __init__(self, app, host=DEFAULT_HOST, **kwargs):
-        kwargs.setdefault("log_level", "warning")
-        # proto IPPROTO_TCP, as getaddrinfo gives: asyncio sets TCP_NODELAY only on such sockets
-        # (with proto 0 every response waits ~40 ms for the client's delayed ACK)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.host, self.port = self.sock.getsockname()[:2]
-        self.server = uvicorn.Server(uvicorn_config(app, self.host, self.port, **kwargs))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    @property
-    def url(self):
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start on {self.url}")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from recbole_llm4sbr.checkpoint import CheckpointError, check_item_map, read_checkpoint
+from recbole_llm4sbr.settings import check_device
 from recbole_llm4sbr.utils import get_model
 
 logger = getLogger(__name__)
@@ -75,12 +76,13 @@ def load_model(path, dataset=None, device="cpu", config_overrides=None):
         dataset (str): refuse a checkpoint trained on another dataset.
         config_overrides (dict): keys set on the checkpoint's config (e.g. ``openai_base_url``).
     """
+    device = check_device(device)
     checkpoint, marker = read_checkpoint(path, dataset=dataset)
     config = checkpoint["config"]
     for key, value in (config_overrides or {}).items():
         config[key] = value
-    config["device"] = torch.device(device)
-    config["use_gpu"] = torch.device(device).type == "cuda"
+    config["device"] = device
+    config["use_gpu"] = device.type == "cuda"
     model = _build_model(config, marker, path)
     # importing RecBole's sequential models runs sine.py, which turns on anomaly detection
     torch.autograd.set_detect_anomaly(bool(config["detect_anomaly"]))

@@ -27,9 +27,12 @@ def _get(config, key):
 class SideFileStore(object):
     r"""The side file at ``path`` and its item-embedding cache ``cache_dir``."""
 
-    def __init__(self, path, cache_dir=None):
+    LOCK_FILE = ".lock"
+
+    def __init__(self, path, cache_dir=None, root=None):
         self.path = path
         self.cache_dir = cache_dir or path.rstrip("/\\") + ".cache"
+        self.root = root  # data_path: folders under it are created as needed
 
     @classmethod
     def from_config(cls, config):
@@ -40,14 +43,15 @@ class SideFileStore(object):
         name = _get(config, "intent_file") or (
             f"{config['dataset']}.intent" if noise is None else f"{config['dataset']}.noise{noise}.intent")
         path = name if os.path.isabs(name) else os.path.join(config["data_path"], name)
-        return cls(path, _get(config, "intent_cache_dir"))
+        return cls(path, _get(config, "intent_cache_dir"), config["data_path"])
 
     def __repr__(self):
         return f"SideFileStore({self.path!r})"
 
     # ------------------------------------------------------------------ state
     def exists(self):
-        return os.path.exists(self.path)
+        """A side file has been started here (its ``meta.json`` exists)."""
+        return os.path.exists(os.path.join(self.path, META_FILE))
 
     def meta(self):
         """``meta.json`` (``{}`` before the first shard is written)."""
@@ -56,13 +60,31 @@ class SideFileStore(object):
     def is_complete(self):
         return bool(self.meta().get("complete"))
 
+    def make_folder(self):
+        """Create the side file's folder: with its parents under ``data_path``; elsewhere only
+        in an existing, writable parent folder (a mistyped path creates nothing)."""
+        if os.path.isdir(self.path):
+            return self.path
+        path = os.path.abspath(self.path)
+        if self.root and os.path.commonpath([path, os.path.abspath(self.root)]) == os.path.abspath(self.root):
+            os.makedirs(path, exist_ok=True)
+            return self.path
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise SideFileError(
+                f"Intent side file [{self.path}]: its parent folder [{parent}] "
+                f"{'does not exist' if not os.path.isdir(parent) else 'is not writable'}. A side "
+                f"file outside data_path [{self.root}] is built only in an existing, writable "
+                f"folder: create it, or set intent_file to a path inside data_path.")
+        os.makedirs(path, exist_ok=True)
+        return self.path
+
     @contextlib.contextmanager
     def locked(self):
-        """Exclusive lock shared by every process that may build this side file
-        (``.<name>.lock`` beside it): one builds, the others then find it complete."""
-        lock = os.path.join(os.path.dirname(self.path) or ".", "." + os.path.basename(self.path) + ".lock")
-        os.makedirs(os.path.dirname(lock), exist_ok=True)
-        with open(lock, "w") as f:
+        """Exclusive lock shared by every process that may build this side file (``.lock``
+        inside its folder, see :meth:`make_folder`): one builds, the others then find it complete."""
+        self.make_folder()
+        with open(os.path.join(self.path, self.LOCK_FILE), "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             yield self
 
@@ -79,6 +101,7 @@ class SideFileStore(object):
         """An :class:`~recbole_llm4sbr.side_file.writer.IntentSideFileWriter` on this file."""
         from recbole_llm4sbr.side_file.writer import IntentSideFileWriter
 
+        self.make_folder()
         return IntentSideFileWriter(self.path, meta, overwrite=overwrite, reopen=reopen)
 
     # ------------------------------------------------------------------ validation
