@@ -12,7 +12,6 @@ written. Every other ``--key=value`` overrides a config key of both models.
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -60,7 +59,7 @@ def intent_state(model, data, max_batches=20):
     return out
 
 
-def run(model_name, dataset, seed, overrides, path):
+def run(model_name, dataset, seed, overrides, path, label=None):
     from recbole_llm4sbr.config import recbole_argv
     from recbole_llm4sbr.experiment import build_experiment
     from recbole_llm4sbr.results import write_record
@@ -83,7 +82,7 @@ def run(model_name, dataset, seed, overrides, path):
     trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=record)
     test = trainer.evaluate(test_data, load_best_model=True)
     os.remove(trainer.saved_model_file)
-    write_record({"model": model_name, "dataset": dataset, "seed": seed, "overrides": overrides,
+    write_record({"model": model_name, "label": label, "dataset": dataset, "seed": seed, "overrides": overrides,
                   "best_epoch": trainer.best_epoch(), "test_result": {k: float(v) for k, v in test.items()},
                   "wall_seconds": time.perf_counter() - start, "epochs": epochs}, path)
 
@@ -94,7 +93,7 @@ def plot(records, out):
         for rec in records:
             xs = [e["epoch"] for e in rec["epochs"] if key in e]
             if xs:
-                ax.plot(xs, [e[key] for e in rec["epochs"] if key in e], label=f"{rec['model']} s{rec['seed']}")
+                ax.plot(xs, [e[key] for e in rec["epochs"] if key in e], label=f"{rec['model']} {rec.get('label') or ''} s{rec['seed']}")
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
@@ -109,6 +108,7 @@ def main():
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--models", default=None, help="default: BACKBONE,LLM4SBR_BACKBONE")
     parser.add_argument("--out", default="benchmarks/results/curves")
+    parser.add_argument("--label", default=None, help="suffix of the run files (a variant's name)")
     args, extra = parser.parse_known_args()
     from recbole_llm4sbr.config import parse_overrides
     from recbole_llm4sbr.results import read_record
@@ -118,9 +118,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     records = []
     for name in models:
-        path = os.path.join(args.out, f"{name}-seed{args.seed}.json")
+        path = os.path.join(args.out, f"{name}{'-' + args.label if args.label else ''}-seed{args.seed}.json")
         if not os.path.isfile(path):
-            run(name, args.dataset, args.seed, overrides, path)
+            run(name, args.dataset, args.seed, overrides, path, args.label)
         records.append(read_record(path))
     for rec in records:
         print(f"\n{rec['model']} seed {rec['seed']}: best epoch {rec['best_epoch']}, test "
@@ -131,7 +131,7 @@ def main():
         print("| epoch | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
         for e in rec["epochs"]:
             print(f"| {e['epoch']} | " + " | ".join(f"{e[k]:.4f}" for k in keys) + " |")
-    chart = os.path.join(args.out, f"curves-{args.backbone}-seed{args.seed}.png")
+    chart = os.path.join(args.out, f"curves-{args.backbone}{'-' + args.label if args.label else ''}-seed{args.seed}.png")
     plot(records, chart)
     print(f"saved {chart}")
 

@@ -32,8 +32,9 @@ def main():
 
     from recbole_llm4sbr.config import Config
     from recbole_llm4sbr.intent import listing_dataset
-    from recbole_llm4sbr.intent.item_text import load_item_texts
-    from recbole_llm4sbr.intent.localize import Encoder, Localizer, encoder_path
+    from recbole_llm4sbr.item_text import load_item_texts
+    from recbole_llm4sbr.side_file.encoder import Encoder, encoder_path
+    from recbole_llm4sbr.side_file.localize import Localizer
     from recbole_llm4sbr.intent.prompts import PromptBuilder
 
     out = tempfile.mkdtemp(prefix="intent-bench-")

@@ -67,7 +67,7 @@ def main():
     from recbole_llm4sbr.config import Config
     from recbole_llm4sbr.intent import listing_dataset
     from recbole_llm4sbr.intent.backends.transformers_backend import TransformersBackend
-    from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
+    from recbole_llm4sbr.item_text import load_item_texts, text_fields
     from recbole_llm4sbr.intent.prompts import PromptBuilder
     from recbole_llm4sbr.intent.stats import GenerationStats
 

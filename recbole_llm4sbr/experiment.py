@@ -20,14 +20,28 @@ import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
+from recbole_llm4sbr import uncertainty
+from recbole_llm4sbr.checkpoint import check_item_map, read_checkpoint
 from recbole_llm4sbr.config import Config
-from recbole_llm4sbr.side_file import SideFileStore
+from recbole_llm4sbr.intent import build_intent_file
+from recbole_llm4sbr.intent.budget import llm_plan
+from recbole_llm4sbr.model.item_text_embeddings import semantic_init
+from recbole_llm4sbr.model.registry import create_dataset, get_model, uses_intents
 from recbole_llm4sbr.settings import check_device, validate
-from recbole_llm4sbr.utils import create_dataset, get_model, get_trainer, uses_intents
+from recbole_llm4sbr.side_file import SideFileStore
+from recbole_llm4sbr.trainer import get_trainer
 
 Experiment = namedtuple("Experiment", ["config", "dataset", "data", "model", "trainer"])
 Experiment.__doc__ = ("``config, dataset, (train_data, valid_data, test_data), model, trainer``; "
                       "``trainer`` is None for a reloaded experiment.")
+
+
+def check_settings(config):
+    """Every setting of ``config`` (:func:`~recbole_llm4sbr.settings.validate`) and the LLM
+    budget's (:func:`~recbole_llm4sbr.intent.budget.llm_plan`), before any data loads."""
+    validate(config)
+    llm_plan(config)
+    return config
 
 
 def ensure_intent_file(config):
@@ -45,11 +59,9 @@ def ensure_intent_file(config):
     with store.locked():  # one builder; the others then find the file complete
         if store.is_complete():
             return _use_complete(store, config)
-        from recbole_llm4sbr.intent import build_intent_file
-
         getLogger().info(f"No complete intent side file at [{store.path}]: building (or resuming) "
                          f"it now with the '{config['intent_backend']}' backend.")
-        return build_intent_file(config)
+        return build_intent_file(config, scorer=uncertainty.scorer(config))
 
 
 def _use_complete(store, config):
@@ -83,7 +95,7 @@ def build_experiment(model=None, dataset=None, config_file_list=None, config_dic
     config = Config(
         model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict
     )
-    validate(config)  # a bad setting fails here, before any data loads
+    check_settings(config)  # a bad setting fails here, before any data loads
     _seed_and_threads(config)
     # RecBole creates these with exists-then-makedirs: the processes of a multi-process run race
     for folder in (os.path.join("log", str(config["model"])), config["checkpoint_dir"]):
@@ -92,8 +104,6 @@ def build_experiment(model=None, dataset=None, config_file_list=None, config_dic
     ensure_intent_file(config)
     dataset, data, model = _data_and_model(config)
     if config["semantic_init"]:  # the text-aware control: item embeddings from item text
-        from recbole_llm4sbr.model.item_text_embeddings import semantic_init
-
         semantic_init(model, config, data[0]._dataset)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     return Experiment(config, dataset, data, model, trainer)
@@ -103,8 +113,6 @@ def load_experiment(checkpoint, device="cpu", dataset=None):
     r"""The :data:`Experiment` of a plugin checkpoint: its config, its dataset and splits rebuilt
     from the config's ``data_path``, and the model with the checkpoint's weights, in eval mode.
     Serving a new session needs no dataset: use :mod:`recbole_llm4sbr.serve` instead."""
-    from recbole_llm4sbr.checkpoint import check_item_map, read_checkpoint
-
     device = check_device(device)
     state, marker = read_checkpoint(checkpoint, dataset=dataset)
     config = state["config"]

@@ -170,7 +170,7 @@ def ray_search(model, dataset, params_file, config_file_list=None, config_dict=N
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from recbole_llm4sbr.data.default_data import check_dataset_exists
+    from recbole_llm4sbr.datasets import check_dataset_exists
 
     files = [os.path.abspath(f) for f in config_file_list or []] or None
     base = {**(config_dict or {}), "model": model, "dataset": dataset}

@@ -20,15 +20,17 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils.enum_type import FeatureSource, FeatureType
 
-from recbole_llm4sbr.side_file.format import SideFileError
+from recbole_llm4sbr.datasets import check_dataset_exists
 
 
 def listing_dataset(config):
     """The prefix index of ``config``'s dataset (no side file read, whatever ``intent_file`` says)."""
-    from recbole_llm4sbr.data.default_data import check_dataset_exists
-
     check_dataset_exists(config)
     return PrefixDataset(config)
+
+
+class PrefixIndexError(ValueError):
+    """Atomic files whose samples cannot be keyed by prefix (benchmark files without prefix_len)."""
 
 
 class PrefixDataset(SequentialDataset):
@@ -56,14 +58,14 @@ class PrefixDataset(SequentialDataset):
         field = self.prefix_len_field
         if field not in self.inter_feat:
             files = [f"{self.dataset_name}.{n}.inter" for n in self.config["benchmark_filename"]]
-            raise SideFileError(
+            raise PrefixIndexError(
                 f"Benchmark files {files} in [{self.dataset_path}] lack the column "
                 f"'{field}:float' (untruncated prefix length) that keys the intents; write them "
                 f"with `python -m recbole_llm4sbr.convert ... --split session`."
             )
         values = np.asarray(self.inter_feat[field], dtype=np.float64)  # still a DataFrame here
         if np.isnan(values).any() or (values != np.round(values)).any() or (values < 1).any():
-            raise SideFileError(
+            raise PrefixIndexError(
                 f"Column '{field}' of the benchmark files in [{self.dataset_path}] must hold whole "
                 f"numbers >= 1; was it normalised? Set `normalize_all: False`."
             )

@@ -11,15 +11,17 @@ Any other ``--key=value`` overrides a config key, as in RecBole.
 import argparse
 import sys
 
-from recbole_llm4sbr.side_file.format import SideFileError
-from recbole_llm4sbr.intent.item_text import ItemTextError
+from recbole_llm4sbr.cli import quiet_recbole_warnings
 from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
+from recbole_llm4sbr.item_text import ItemTextError
+from recbole_llm4sbr.model.registry import UnknownModelError
+from recbole_llm4sbr.prefix_index import PrefixIndexError
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 from recbole_llm4sbr.settings import SettingError, keys_help
-from recbole_llm4sbr.utils import UnknownModelError, quiet_recbole_warnings
+from recbole_llm4sbr.side_file.format import SideFileError
 
 # bad input or settings: reported in one line, without a traceback
-USER_ERRORS = (UnknownModelError, FileNotFoundError, SideFileError, ItemTextError,
+USER_ERRORS = (UnknownModelError, FileNotFoundError, SideFileError, ItemTextError, PrefixIndexError,
                IntentGenerationFailed, SettingError)
 
 

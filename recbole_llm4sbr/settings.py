@@ -13,11 +13,13 @@ import functools
 import os
 import re
 
+from recbole_llm4sbr.paths import PROPERTIES_DIR
+
 KEY_FILES = ("overall.yaml", "intent_model.yaml", "intent.yaml")
 _KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*#\s*(.*)$")
 
 CHOICES = {
-    "intent_gate": ("residual", "paper", "fixed"),
+    "intent_gate": ("residual", "bounded", "paper", "fixed"),
     "intent_views": ("both", "long", "short"),
     "intent_aux_grad": ("both", "intent"),
     "intent_tau_schedule": ("constant", "linear", "cosine"),
@@ -143,7 +145,10 @@ def check_metrics(config):
 
 
 def validate(config):
-    """Check every plugin setting ``config`` sets (``None`` means unset: the code's default)."""
+    """Check every plugin setting ``config`` sets (``None`` means unset: the code's default) and
+    the RecBole keys of :data:`RECBOLE_NUMBERS`; the LLM budget's own checks are
+    :func:`recbole_llm4sbr.intent.budget.llm_plan` (:func:`recbole_llm4sbr.experiment.check_settings`
+    runs both)."""
     for key in CHOICES:
         if config[key] is not None:
             check_choice(key, config[key])
@@ -155,17 +160,12 @@ def validate(config):
     if config["intent_predictor_holdout"] is not None and float(config["intent_predictor_holdout"]) >= 1:
         raise SettingError(f"intent_predictor_holdout must be < 1, got "
                            f"{config['intent_predictor_holdout']!r}.")
-    from recbole_llm4sbr.intent.budget import llm_plan  # the budget's own checks
-
-    llm_plan(config)
     return config
 
 
 @functools.lru_cache(maxsize=None)
 def documented_keys(files=KEY_FILES):
     """``[(file, key, default, help)]`` of the plugin's own keys, as their yaml declares them."""
-    from recbole_llm4sbr.utils import PROPERTIES_DIR
-
     rows = []
     for name in files:
         with open(os.path.join(PROPERTIES_DIR, name), encoding="utf-8") as f:

@@ -14,9 +14,11 @@ import time
 
 import torch
 from recbole.trainer import Trainer
+from recbole.utils import get_trainer as recbole_get_trainer
 from recbole.utils import set_color
 
-from recbole_llm4sbr.checkpoint import check_plain, checkpoint_state, save_checkpoint, serving_marker
+from recbole_llm4sbr.checkpoint import check_plain, checkpoint_state, save_checkpoint
+from recbole_llm4sbr.marker import serving_marker
 
 
 class CheckpointLoadingMixin:
@@ -113,3 +115,8 @@ def with_checkpoint_loading(trainer_class):
 
 
 LLM4SBRTrainer = with_checkpoint_loading(Trainer)
+
+
+def get_trainer(model_type, model_name):
+    r"""RecBole's trainer for the model (plugin or RecBole), with the mixin above."""
+    return with_checkpoint_loading(recbole_get_trainer(model_type, model_name))

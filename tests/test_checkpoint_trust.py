@@ -10,10 +10,8 @@ import threading
 import pytest
 import torch
 
-from recbole_llm4sbr.checkpoint import (
-    CHECKPOINT_FORMAT, MARKER_KEY, CheckpointError, load_checkpoint, read_checkpoint,
-    upgrade_checkpoint,
-)
+from recbole_llm4sbr.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, upgrade_checkpoint
+from recbole_llm4sbr.marker import CHECKPOINT_FORMAT, MARKER_KEY
 from recbole_llm4sbr.config import Config, config_from_state, config_state, recbole_argv
 from recbole_llm4sbr.serve import Recommender
 from serve_fixtures import checkpoint, serve_config_dict, tiny_root

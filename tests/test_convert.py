@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recbole_llm4sbr.convert import ConversionError, main
+from recbole_llm4sbr.convert import ConversionError
+from recbole_llm4sbr.convert.__main__ import main
 from recbole_llm4sbr.convert import sessionize as S
 from recbole_llm4sbr.convert import writer as W
 
@@ -337,7 +338,7 @@ def test_atomic_output_and_overwrite(tmp_path, monkeypatch, capsys):
     assert (out / "atom.item").exists()
     monkeypatch.undo()
     props = tmp_path / "props"
-    assert convert(*args, "--overwrite", "--split", "session", "--write-properties",
+    assert convert(*args, "--overwrite", "--split", "session",
                    "--properties-dir", props) == 0
     assert (props / "atom.yaml").read_text() == (out / "atom.yaml").read_text()
     assert (out / "atom.train.inter").exists()

@@ -197,5 +197,7 @@ def test_benchmark_files_read_prefix_len_and_attach_intents(tiny_root):
 
 def test_benchmark_files_without_prefix_len_are_refused(tiny_root):
     write_benchmark(str(tiny_root), with_prefix_len=False)
-    with pytest.raises(SideFileError, match="lack the column 'prefix_len:float'"):
+    from recbole_llm4sbr.prefix_index import PrefixIndexError
+
+    with pytest.raises(PrefixIndexError, match="lack the column 'prefix_len:float'"):
         listing_dataset(tiny_root, **BENCHMARK).prefix_table()

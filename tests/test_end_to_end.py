@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from recbole_llm4sbr.side_file.format import read_meta
-from recbole_llm4sbr.utils import REPO_ROOT
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the source tree
 
 pytestmark = pytest.mark.slow
 

@@ -45,8 +45,10 @@ def root(tmp_path):
 
 
 def build(root, llm, **kw):
+    from recbole_llm4sbr.uncertainty import scorer
+
     config = intent_config(root, intent_backend="transformers", **kw)
-    return build_intent_file(config, backend=llm, encoder=shared_encoder()), config
+    return build_intent_file(config, backend=llm, encoder=shared_encoder(), scorer=scorer(config)), config
 
 
 def test_budget_sends_only_training_prefixes_and_fills_the_rest(root):
@@ -156,10 +158,11 @@ def test_uncertainty_selects_the_prefixes_a_trained_model_is_least_sure_of(root)
     import torch
     from recbole.data import data_preparation
 
-    from recbole_llm4sbr.intent.budget import eligible_rows, entropy_scores
+    from recbole_llm4sbr.intent.budget import eligible_rows
     from recbole_llm4sbr.intent.pipeline import listing_dataset
+    from recbole_llm4sbr.uncertainty import entropy_scores
     from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
-    from recbole_llm4sbr.utils import create_dataset
+    from recbole_llm4sbr.model.registry import create_dataset
     from conftest import tiny_config_dict
 
     ckpt = run_recbole_llm4sbr(model="SRGNN", dataset="tiny",
@@ -175,7 +178,7 @@ def test_uncertainty_selects_the_prefixes_a_trained_model_is_least_sure_of(root)
     # the entropies are those of RecBole's own scores for the same training samples
     from recbole_llm4sbr.checkpoint import load_checkpoint
     from recbole_llm4sbr.config import Config
-    from recbole_llm4sbr.utils import get_model
+    from recbole_llm4sbr.model.registry import get_model
 
     state = load_checkpoint(ckpt)
     cfg = Config(model="SRGNN", dataset="tiny", config_dict=tiny_config_dict(root, step=1))

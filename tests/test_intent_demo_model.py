@@ -88,7 +88,7 @@ def test_demo_model_answers_the_plugins_prompts(tmp_path):
 
     from recbole_llm4sbr.intent import listing_dataset
     from recbole_llm4sbr.intent.backends.transformers_backend import TransformersBackend
-    from recbole_llm4sbr.intent.item_text import load_item_texts
+    from recbole_llm4sbr.item_text import load_item_texts
     from recbole_llm4sbr.intent.prompts import PromptBuilder
 
     write_tiny_dataset(str(tmp_path), n_sessions=6)

@@ -4,7 +4,7 @@ import pytest
 
 from intent_fixtures import intent_config, write_tiny_dataset
 from recbole_llm4sbr.intent.backends.item_text_backend import ItemTextBackend
-from recbole_llm4sbr.intent.item_text import ItemTextError, load_item_texts
+from recbole_llm4sbr.item_text import ItemTextError, load_item_texts
 from recbole_llm4sbr.intent.prompts import PromptBuilder, ViewWindows, group_prompts
 
 import pandas as pd

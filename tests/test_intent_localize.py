@@ -5,7 +5,8 @@ import pytest
 
 from intent_fixtures import shared_encoder
 from recbole_llm4sbr.intent.backends.item_text_backend import ItemTextBackend
-from recbole_llm4sbr.intent.localize import Localizer, item_embeddings
+from recbole_llm4sbr.side_file.encoder import item_embeddings
+from recbole_llm4sbr.side_file.localize import Localizer
 
 CATALOGUE = ["Toy Story", "Star Wars", "The Godfather", "Star Trek", "Finding Nemo"]
 

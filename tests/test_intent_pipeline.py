@@ -125,7 +125,7 @@ def test_side_file_of_another_dataset_is_refused(root, tmp_path):
 
 
 def test_explain_prints_prompts_answers_and_localized_items(root):
-    from recbole_llm4sbr.intent.explain import explain_session
+    from recbole_llm4sbr.explain import explain_session
 
     build_intent_file(intent_config(root), encoder=shared_encoder())
     text = explain_session(intent_config(root), "s3")
@@ -160,7 +160,7 @@ def test_cli_build_summary_and_explain(root, monkeypatch, capsys):
 
 
 def test_explain_with_a_trained_checkpoint_prints_the_top10(root):
-    from recbole_llm4sbr.intent.explain import explain_session
+    from recbole_llm4sbr.explain import explain_session
     from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 
     build_intent_file(intent_config(root), encoder=shared_encoder())

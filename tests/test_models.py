@@ -22,7 +22,7 @@ from recbole_llm4sbr.model.intent_losses import (
     intent_aux_loss,
     uniformity,
 )
-from recbole_llm4sbr.utils import create_dataset, get_model
+from recbole_llm4sbr.model.registry import create_dataset, get_model
 from test_run import LLM4SBR_MODELS, SMALL_BACKBONE, build_side_file
 
 # hidden_size != embedding_size catches a projection sized from the wrong one (NARM, GRU4Rec)
@@ -115,6 +115,24 @@ def test_untrained_wrapper_with_default_settings_scores_like_its_parent(tiny_wit
     assert any(g.weight.abs().sum() > 0 for g in wrapper.intent_gates)
 
 
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_STAMP"])
+def test_bounded_gates_start_as_the_backbone_and_stay_in_0_2(tiny_with_intents, model):
+    torch.manual_seed(3)
+    config, train, wrapper = build(tiny_with_intents, model, fused_gelu=False, intent_gate="bounded")
+    torch.manual_seed(3)
+    parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
+    batch = with_random_intents(first_batch(train))
+    wrapper.eval(), parent.eval()
+    with torch.no_grad():
+        assert torch.equal(wrapper.full_sort_predict(batch), parent.full_sort_predict(batch))
+        assert all(torch.equal(a, torch.ones_like(a)) for a in wrapper._intent_batch.alpha)
+        for gate in wrapper.intent_gates:  # a gate the residual form would send to +-50
+            gate.weight.fill_(100.0 / gate.weight.shape[1])
+        wrapper.full_sort_predict(batch)
+        alphas = wrapper._intent_batch.alpha
+    assert all(((a > 0) & (a <= 2)).all() and (a > 1.5).any() for a in alphas)
+
+
 def test_aux_grad_intent_never_moves_the_backbone(tiny_with_intents):
     grads = {}
     for mode in ("both", "intent"):
@@ -174,7 +192,7 @@ def test_tau_schedule(tiny_with_intents, schedule, expected):
 
 
 def test_trainer_tells_the_model_its_epoch_and_records_validation(tiny_with_intents):
-    from recbole_llm4sbr.utils import get_trainer
+    from recbole_llm4sbr.trainer import get_trainer
 
     config, train, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", epochs=3,
                                    intent_tau_schedule="linear", intent_tau_epochs=2)

@@ -13,7 +13,7 @@ from recbole_llm4sbr.data.dataset import IntentDataset
 from recbole_llm4sbr.checkpoint import load_checkpoint
 from recbole_llm4sbr.experiment import build_experiment
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
-from recbole_llm4sbr.utils import get_model
+from recbole_llm4sbr.model.registry import get_model
 
 LLM4SBR_MODELS = [
     "LLM4SBR_SRGNN",
@@ -211,7 +211,7 @@ def test_help_lists_every_plugin_key_with_its_default(monkeypatch, capsys):
 
     from recbole_llm4sbr.run import main
     from recbole_llm4sbr.settings import CHOICES, NUMBERS, documented_keys
-    from recbole_llm4sbr.utils import PROPERTIES_DIR
+    from recbole_llm4sbr.paths import PROPERTIES_DIR
 
     monkeypatch.setattr(sys, "argv", ["run_recbole_llm4sbr.py", "--help"])
     with pytest.raises(SystemExit):

@@ -11,7 +11,8 @@ from recbole.data.interaction import Interaction
 from recbole.utils import init_seed
 
 from intent_fixtures import FakeChatServer, default_answer, shared_encoder
-from recbole_llm4sbr.checkpoint import MARKER_KEY, load_checkpoint
+from recbole_llm4sbr.checkpoint import load_checkpoint
+from recbole_llm4sbr.marker import MARKER_KEY
 from recbole_llm4sbr.side_file.format import read_records
 from recbole_llm4sbr.experiment import build_experiment
 from recbole_llm4sbr.serve import (

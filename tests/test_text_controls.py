@@ -7,8 +7,8 @@ import torch
 
 from conftest import tiny_config_dict
 from recbole_llm4sbr.experiment import build_experiment
-from recbole_llm4sbr.intent.item_text import load_item_texts
-from recbole_llm4sbr.intent.localize import Encoder, encoder_path
+from recbole_llm4sbr.item_text import load_item_texts
+from recbole_llm4sbr.side_file.encoder import Encoder, encoder_path
 from recbole_llm4sbr.quick_start import run_recbole_llm4sbr
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from recbole_llm4sbr.utils import REPO_ROOT
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the source tree
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def run(site, cwd, *args):
 
 
 def test_wheel_carries_its_yaml_and_data(site, tmp_path):
-    proc = run(site, tmp_path, "-c", "import recbole_llm4sbr.utils as u, recbole_llm4sbr as r; "
+    proc = run(site, tmp_path, "-c", "import recbole_llm4sbr.paths as u, recbole_llm4sbr as r; "
                "print(r.__file__); print(u.PROPERTIES_DIR); print(u.BUNDLED_DATA_DIR)")
     package, properties, bundled = proc.stdout.split()
     assert package.startswith(str(site)) and properties.startswith(str(site))

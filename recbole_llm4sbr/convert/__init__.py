@@ -11,10 +11,4 @@ see ``docs/converters.md``.
 from recbole_llm4sbr.convert.common import ConversionError
 from recbole_llm4sbr.convert.pipeline import Options, convert
 
-__all__ = ["ConversionError", "Options", "convert", "main"]
-
-
-def main(argv=None):
-    from recbole_llm4sbr.convert.__main__ import main as _main
-
-    return _main(argv)
+__all__ = ["ConversionError", "Options", "convert"]

@@ -60,13 +60,9 @@ def _common(p, session_default):
     g.add_argument("--max-len", type=int, default=20, help="prefix lists keep their last items")
     g = p.add_argument_group("output")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    w = g.add_mutually_exclusive_group()
-    w.add_argument("--write-properties", dest="write_properties", action="store_true",
-                   default=None, help="also write properties/dataset/NAME.yaml (default: only "
-                                      "when --out is under the repository's dataset/ folder)")
-    w.add_argument("--no-write-properties", dest="write_properties", action="store_false")
-    g.add_argument("--properties-dir", default=None, help="folder for NAME.yaml "
-                                                          "(default: <repo>/properties/dataset)")
+    g.add_argument("--properties-dir", default=None, help="also write NAME.yaml into this folder "
+                   "(e.g. properties/dataset of a source tree; it is always written next to the "
+                   "atomic files, where the plugin reads it)")
     g.add_argument("--prompt-fields", type=lambda t: tuple(t.split(",")), default=None,
                    help="comma-separated .item columns for prompts, in order (default: "
                         "title,genres for MovieLens; title,categories,brand for Amazon)")

@@ -17,8 +17,6 @@ from recbole_llm4sbr.convert import sessionize as S
 from recbole_llm4sbr.convert import writer as W
 from recbole_llm4sbr.convert.common import ConversionError, input_counts
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.realpath(__file__)))))
 PARTS = ("train", "valid", "test")
 
 
@@ -40,8 +38,7 @@ class Options:
     allow_missing_text: bool = False
     drop_missing_text: bool = False
     overwrite: bool = False
-    write_properties: bool = None  # None: only when OUT is under the repo's dataset/ folder
-    properties_dir: str = None
+    properties_dir: str = None  # also write NAME.yaml there (it is always written next to the files)
     quiet: bool = False
     prompt_fields: tuple = None  # None: the text fields without 'tags'
     command: str = ""
@@ -53,17 +50,8 @@ class Options:
 
 
 def properties_target(opt):
-    """Path of ``properties/dataset/NAME.yaml`` to write, or None."""
-    write = opt.write_properties
-    if write is None:
-        data_dir = os.path.join(REPO_ROOT, "dataset")
-        out = os.path.realpath(opt.out)
-        write = os.path.commonpath([out, data_dir]) == data_dir and os.path.isdir(
-            os.path.join(REPO_ROOT, "properties"))
-    if not write:
-        return None
-    folder = opt.properties_dir or os.path.join(REPO_ROOT, "properties", "dataset")
-    return os.path.join(folder, f"{opt.name}.yaml")
+    """Path of the extra copy ``<properties_dir>/NAME.yaml`` to write, or None."""
+    return os.path.join(opt.properties_dir, f"{opt.name}.yaml") if opt.properties_dir else None
 
 
 def check_options(opt):

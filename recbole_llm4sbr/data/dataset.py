@@ -86,7 +86,7 @@ class IntentDataset(PrefixDataset):
         )
         self.inter_feat.update(Interaction({self.intent_mask_field: mask}))
         if compact:  # the model gathers r catalogue rows per sample: no [R, D] matrix
-            from recbole_llm4sbr.intent.localize import localization_weights
+            from recbole_llm4sbr.side_file.localize import localization_weights
 
             self.intent_items = torch.from_numpy(side.localized_item)  # [R, k]
             self.intent_weights = localization_weights(side.localized_sim, *weighting(meta))
@@ -122,7 +122,7 @@ class IntentDataset(PrefixDataset):
 
     def batch_intents(self, interaction):
         """``{intent_long, intent_short: [B, D]}`` of a batch, whichever form it carries."""
-        from recbole_llm4sbr.intent.localize import weighted_sum
+        from recbole_llm4sbr.side_file.localize import weighted_sum
 
         out = {}
         for field in self.intent_fields:

@@ -6,7 +6,7 @@ Stage one of LLM4SBR: session prefixes -> long/short-term prompts -> LLM answers
 ``item-text`` baseline) -> intent localization -> the intent side file read by ``IntentDataset``.
 
 Command line: ``python -m recbole_llm4sbr.intent {build,explain,summary,prepare-model} ...`` (see
-docs/intent.md).
+docs/intent.md); ``explain`` is :mod:`recbole_llm4sbr.explain`, a client of the experiment.
 """
 
 from recbole_llm4sbr.intent.pipeline import (  # noqa: F401
@@ -16,12 +16,4 @@ from recbole_llm4sbr.intent.pipeline import (  # noqa: F401
     listing_dataset,
 )
 
-__all__ = ["build_intent_file", "IntentBuilder", "IntentGenerationFailed", "listing_dataset",
-           "explain_session"]
-
-
-def explain_session(*args, **kwargs):
-    """See :func:`recbole_llm4sbr.intent.explain.explain_session`."""
-    from recbole_llm4sbr.intent.explain import explain_session as _explain
-
-    return _explain(*args, **kwargs)
+__all__ = ["build_intent_file", "IntentBuilder", "IntentGenerationFailed", "listing_dataset"]

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 
-from recbole_llm4sbr.utils import quiet_recbole_warnings
+from recbole_llm4sbr.cli import quiet_recbole_warnings
 
 
 def _parser():
@@ -73,11 +73,11 @@ def _prepare_model(args, overrides):
 
 def _config(args, overrides):
     from recbole_llm4sbr.config import Config, recbole_argv
-    from recbole_llm4sbr.settings import validate
+    from recbole_llm4sbr.experiment import check_settings
 
     files = args.config_files.split() if args.config_files else None
     with recbole_argv(overrides):  # the overrides only, not this command's own flags
-        return validate(Config(model=args.model, dataset=args.dataset, config_file_list=files))
+        return check_settings(Config(model=args.model, dataset=args.dataset, config_file_list=files))
 
 
 def _setup_logging():
@@ -92,18 +92,19 @@ def main(argv=None):
         return _prepare_model(args, overrides)
     quiet_recbole_warnings()
     from recbole_llm4sbr.side_file.format import SideFileError
-    from recbole_llm4sbr.intent.item_text import ItemTextError
+    from recbole_llm4sbr.item_text import ItemTextError
     from recbole_llm4sbr.intent.pipeline import IntentGenerationFailed
 
     try:
         config = _config(args, overrides)
         if args.command == "build":
             from recbole_llm4sbr.intent.pipeline import build_intent_file
+            from recbole_llm4sbr.uncertainty import scorer
 
-            path = build_intent_file(config, overwrite=args.overwrite)
+            path = build_intent_file(config, overwrite=args.overwrite, scorer=scorer(config))
             print(f"Intent side file: {path}")
         elif args.command == "explain":
-            from recbole_llm4sbr.intent.explain import explain_session
+            from recbole_llm4sbr.explain import explain_session
 
             print(explain_session(config, args.session, args.prefix_len, args.checkpoint,
                                   k=args.topk))

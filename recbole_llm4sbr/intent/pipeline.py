@@ -26,10 +26,9 @@ from recbole_llm4sbr.side_file.format import (
 from recbole_llm4sbr.intent.answers import item_text_answers, llm_answers
 from recbole_llm4sbr.intent.backends import create_backend
 from recbole_llm4sbr.intent.budget import llm_plan, select_rows
-from recbole_llm4sbr.intent.item_text import load_item_texts, text_fields
-from recbole_llm4sbr.intent.localize import (
-    Encoder, Localizer, encoder_path, item_embeddings, texts_sha256,
-)
+from recbole_llm4sbr.item_text import load_item_texts, text_fields
+from recbole_llm4sbr.side_file.encoder import Encoder, encoder_path, item_embeddings, texts_sha256
+from recbole_llm4sbr.side_file.localize import Localizer
 from recbole_llm4sbr.intent.prompts import PromptBuilder, group_prompts
 from recbole_llm4sbr.intent.stats import GenerationStats, format_build_summary
 
@@ -57,8 +56,9 @@ class Timer(dict):
 
 
 class IntentBuilder:
-    def __init__(self, config, dataset=None, backend=None, encoder=None):
+    def __init__(self, config, dataset=None, backend=None, encoder=None, scorer=None):
         self.config, self.timer, self.stats = config, Timer(), GenerationStats()
+        self.scorer = scorer  # uncertainty of each prefix (intent_llm_select: uncertainty)
         self.plan = llm_plan(config)  # settings are checked before any data loads
         self.progress = config["intent_show_progress"] is not False
         with self.timer("list_prefixes"):
@@ -205,8 +205,7 @@ class IntentBuilder:
         """Prefix-table rows whose prompts go to the backend, and the budget's numbers."""
         if self.plan is None:
             return range(len(self.table)), None
-        return select_rows(self.plan, self.dataset, self.table, self.prompts.windows,
-                           self.config["intent_uncertainty_checkpoint"])
+        return select_rows(self.plan, self.dataset, self.table, self.prompts.windows, self.scorer)
 
     def source_counts(self):
         """Rows of the side file by source (llm / item-text / predicted), per view."""
@@ -256,14 +255,15 @@ class IntentBuilder:
                                          self.stats.format() if self.backend.uses_llm else None))
 
 
-def build_intent_file(config, dataset=None, overwrite=False, backend=None, encoder=None):
+def build_intent_file(config, dataset=None, overwrite=False, backend=None, encoder=None, scorer=None):
     """Build (or resume) the intent side file of ``config``; returns its path.
 
     ``dataset``: an :class:`~recbole_llm4sbr.data.dataset.IntentDataset` (built in listing mode
-    when omitted). Raises :class:`IntentGenerationFailed` when prompts failed (the file is then
-    incomplete; calling again resumes and retries them).
+    when omitted); ``scorer``: see :func:`recbole_llm4sbr.uncertainty.scorer`. Raises
+    :class:`IntentGenerationFailed` when prompts failed (the file is then incomplete; calling
+    again resumes and retries them).
     """
-    builder = IntentBuilder(config, dataset, backend=backend, encoder=encoder)
+    builder = IntentBuilder(config, dataset, backend=backend, encoder=encoder, scorer=scorer)
     try:
         builder.run(overwrite=overwrite)
     finally:

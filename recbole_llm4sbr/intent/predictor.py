@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_llm4sbr.side_file.format import VIEWS, _atomic_write, write_json_atomic
-from recbole_llm4sbr.intent.localize import Localizer
+from recbole_llm4sbr.side_file.localize import Localizer
 
 STATE_FILE, META_FILE = "predictor.pt", "predictor.json"
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 
 from recbole_llm4sbr.side_file.format import VIEWS
-from recbole_llm4sbr.intent.item_text import load_item_texts, prompt_text_fields, text_fields
+from recbole_llm4sbr.item_text import load_item_texts, prompt_text_fields, text_fields
 
 TEMPLATE_KEYS = (
     "intent_prompt_item",

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_llm4sbr.intent.localize import weighted_sum
+from recbole_llm4sbr.side_file.localize import weighted_sum
 from recbole_llm4sbr.model.intent_losses import LONG, SHORT, intent_aux_loss
 from recbole_llm4sbr.settings import check_choice, setting
 
@@ -78,7 +78,7 @@ class IntentFusionMixin(object):
         if not intent_dim:
             raise ValueError(
                 f"{type(self).__name__} needs the intent-aware dataset (dataset.intent_dim is "
-                f"{intent_dim!r}): load it with recbole_llm4sbr.utils.create_dataset and an intent "
+                f"{intent_dim!r}): load it with recbole_llm4sbr.model.registry.create_dataset and an intent "
                 f"side file (config key intent_file)."
             )
         self.intent_dim = int(intent_dim)
@@ -114,7 +114,7 @@ class IntentFusionMixin(object):
         # the dataset (not in checkpoints), so a model without it reads intent vectors only
         catalogue = getattr(dataset, "intent_catalogue", None)
         self.register_buffer("intent_catalogue", catalogue, persistent=False)
-        if self.intent_gate == "residual":  # alpha = 1 + Qᵀσ(h + z) = 1 at initialisation
+        if self.intent_gate in ("residual", "bounded"):  # alpha = 1 at initialisation
             for gate in self.intent_gates:
                 nn.init.zeros_(gate.weight)
 
@@ -139,7 +139,7 @@ class IntentFusionMixin(object):
             raise MissingIntentError(
                 f"{type(self).__name__}: the interaction lacks the intent fields {missing}. "
                 f"LLM4SBR models need the intent-aware dataset: run them through recbole_llm4sbr "
-                f"(run_recbole_llm4sbr / recbole_llm4sbr.utils.create_dataset) with an intent side "
+                f"(run_recbole_llm4sbr / recbole_llm4sbr.model.registry.create_dataset) with an intent side "
                 f"file (config key intent_file; build one with `python -m recbole_llm4sbr.intent`)."
             )
         if refs:
@@ -169,9 +169,10 @@ class IntentFusionMixin(object):
     def gate_view(self, view, h):
         r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
 
-        ``residual``: ``alpha = 1 + Qᵀσ(h + z)`` with Q zero-initialised, so an untrained model
-        scores exactly like its backbone; ``paper``: ``alpha = Qᵀσ(h + z)`` (Eq. 10-11,
-        unbounded, random at initialisation); ``fixed``: ``alpha = 1``. ``alpha`` [B, 1] is 1
+        ``bounded``: ``alpha = 2σ(Qᵀσ(h + z))`` in (0, 2) and ``residual``: ``alpha = 1 +
+        Qᵀσ(h + z)`` (unbounded), both with Q zero-initialised, so an untrained model scores
+        exactly like its backbone; ``paper``: ``alpha = Qᵀσ(h + z)`` (Eq. 10-11, unbounded, random
+        at initialisation); ``fixed``: ``alpha = 1``. ``alpha`` [B, 1] is 1
         where the view's intent is missing.
         """
         batch = self._intent_batch
@@ -186,6 +187,8 @@ class IntentFusionMixin(object):
         alpha = self.intent_gates[view](torch.sigmoid(h + batch.z[view]))  # [B, 1]
         if self.intent_gate == "residual":
             alpha = alpha + 1.0
+        elif self.intent_gate == "bounded":  # a re-weighting of the view, never a free scale
+            alpha = 2.0 * torch.sigmoid(alpha)
         alpha = torch.where(batch.mask[view].unsqueeze(1), alpha, torch.ones_like(alpha))
         batch.alpha[view] = alpha.detach()
         return h * alpha  # [B, H]

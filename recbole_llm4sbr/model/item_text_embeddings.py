@@ -23,8 +23,8 @@ def catalogue_text_embeddings(config, dataset):
     """L2-normalised item-text embeddings aligned with the dataset's item ids: [n_items, D], row 0
     (padding) zero. Cached next to the side file, keyed by encoder and texts."""
     from recbole_llm4sbr.side_file import SideFileStore
-    from recbole_llm4sbr.intent.item_text import load_item_texts
-    from recbole_llm4sbr.intent.localize import Encoder, encoder_path, item_embeddings
+    from recbole_llm4sbr.item_text import load_item_texts
+    from recbole_llm4sbr.side_file.encoder import Encoder, encoder_path, item_embeddings
 
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]][1:]
     texts = load_item_texts(config, tokens)

@@ -21,7 +21,7 @@ import sys
 
 import yaml
 
-from recbole_llm4sbr.utils import quiet_recbole_warnings
+from recbole_llm4sbr.cli import quiet_recbole_warnings
 
 
 COMMANDS = {"recommend": "top-k for one session, printed",

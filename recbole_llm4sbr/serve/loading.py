@@ -15,7 +15,7 @@ import torch
 
 from recbole_llm4sbr.checkpoint import CheckpointError, check_item_map, read_checkpoint
 from recbole_llm4sbr.settings import check_device
-from recbole_llm4sbr.utils import get_model
+from recbole_llm4sbr.model.registry import get_model
 
 logger = getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _build_model(config, marker, path):
     except DatasetNeeded as e:
         logger.info(f"{config['model']} reads {e} when it is built: loading dataset "
                     f"[{config['dataset']}] from [{config['data_path']}].")
-    from recbole_llm4sbr.utils import create_dataset
+    from recbole_llm4sbr.model.registry import create_dataset
 
     dataset = create_dataset(config).build()[0]  # the training split, as the trainer built it
     check_item_map(dataset, marker, path)

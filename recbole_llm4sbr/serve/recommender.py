@@ -20,7 +20,7 @@ from recbole_llm4sbr.side_file.format import VIEWS
 from recbole_llm4sbr.serve.errors import EmptySessionError, ServeError, UnknownItemsError
 from recbole_llm4sbr.serve.loading import load_model
 from recbole_llm4sbr.serve.sources import IntentSource, make_source
-from recbole_llm4sbr.utils import uses_intents
+from recbole_llm4sbr.model.registry import uses_intents
 
 logger = getLogger(__name__)
 

@@ -23,9 +23,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from recbole_llm4sbr.checkpoint import array_sha256
+from recbole_llm4sbr.marker import array_sha256
 from recbole_llm4sbr.side_file.format import VIEWS
-from recbole_llm4sbr.intent.localize import Localizer
+from recbole_llm4sbr.side_file.localize import Localizer
 from recbole_llm4sbr.serve.errors import IntentSourceError, IntentSourceUnavailable
 
 SOURCES = ("item-text", "predictor", "openai")
@@ -139,7 +139,7 @@ class OpenAISource(LocalizingSource):
     def __init__(self, config, catalogue, item_texts, item_emb, localization, encoder=None,
                  backend=None, cache_size=4096):
         from recbole_llm4sbr.intent.backends.openai_backend import OpenAIBackend
-        from recbole_llm4sbr.intent.localize import Encoder, encoder_path
+        from recbole_llm4sbr.side_file.encoder import Encoder, encoder_path
         from recbole_llm4sbr.intent.prompts import PromptBuilder
 
         super().__init__(item_emb, localization)
@@ -229,7 +229,7 @@ def item_embeddings(intent, texts, encoder=None, log=None):
         log.warning(f"Cached item embeddings [{file}] are missing or changed: encoding "
                     f"{len(texts)} item texts again with [{state['encoder']}].")
     if encoder is None:
-        from recbole_llm4sbr.intent.localize import Encoder
+        from recbole_llm4sbr.side_file.encoder import Encoder
 
         encoder = Encoder(state["encoder_path"])
     emb = encoder.encode(texts)

@@ -167,7 +167,7 @@ def weighting(meta):
 
 def _localized_vectors(path, meta, shard_path, idx, sim):
     """Intents of a shard stored as localized catalogue rows (weights from the provenance)."""
-    from recbole_llm4sbr.intent.localize import combine
+    from recbole_llm4sbr.side_file.localize import combine
 
     if idx is None or sim is None:
         raise SideFileError(f"Intent shard [{shard_path}] has neither vectors nor localized items.")

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.data.default_data
+recbole_llm4sbr.datasets
 #################################
 The embedded default dataset: RecBole's pip package ships ``ml-100k`` (interactions, titles,
 genres). Its licence forbids redistribution, so it is copied from the installed package into
@@ -35,7 +35,7 @@ def ensure_default_dataset(data_path, dataset=DEFAULT_DATASET):
 
 def ensure_bundled_dataset(data_path, dataset):
     """Copy a dataset shipped with the project into ``data_path`` if its files are absent."""
-    from recbole_llm4sbr.utils import BUNDLED_DATA_DIR
+    from recbole_llm4sbr.paths import BUNDLED_DATA_DIR
 
     source = os.path.join(BUNDLED_DATA_DIR, dataset)
     if not os.path.isfile(os.path.join(source, f"{dataset}.inter")):

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.intent.item_text
+recbole_llm4sbr.item_text
 ################################
 The text of every catalogue item, read from the dataset's ``.item`` atomic file: the columns named
 by ``intent_text_fields`` joined by ``intent_item_text_separator`` (e.g. ``"Toy Story -- Animation

@@ -1,33 +1,17 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.utils
-#####################
-Registry: ``get_model``, ``get_trainer`` and ``create_dataset`` look in the plugin first, then
-fall back to RecBole, so every RecBole model name runs through the plugin's scripts.
+recbole_llm4sbr.model.registry
+##############################
+Model lookup: ``get_model`` and ``create_dataset`` look in the plugin first, then fall back to
+RecBole, so every RecBole model name runs through the plugin's scripts (the trainer's lookup is
+:func:`recbole_llm4sbr.trainer.get_trainer`).
 """
 
-import hashlib
 import importlib
 import os
 import pkgutil
-import warnings
 
 from recbole.utils import get_model as recbole_get_model
-from recbole.utils import get_trainer as recbole_get_trainer
-
-PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO_ROOT = os.path.dirname(PACKAGE_DIR)
-
-
-def _shipped(package_name, source_name):
-    """A folder shipped inside the installed package (a wheel), else the source tree's."""
-    installed = os.path.join(PACKAGE_DIR, package_name)
-    return installed if os.path.isdir(installed) else os.path.join(REPO_ROOT, source_name)
-
-
-PROPERTIES_DIR = _shipped("properties", "properties")  # yaml defaults (package data of a wheel)
-BUNDLED_DATA_DIR = _shipped("bundled_data", "dataset")  # datasets shipped with the project
-DEFAULT_DATA_DIR = "dataset"  # like RecBole's data_path: relative to the working directory
 
 _RECBOLE_SUBMODULES = [
     "general_recommender",
@@ -36,20 +20,6 @@ _RECBOLE_SUBMODULES = [
     "knowledge_aware_recommender",
     "exlib_recommender",
 ]
-
-
-def sha256_file(path):
-    """Hex SHA-256 of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def quiet_recbole_warnings():
-    """Hide the FutureWarnings RecBole 1.2.1 raises on pandas 2.x (chained ``fillna``) in CLIs."""
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 
 class UnknownModelError(ValueError):
@@ -89,20 +59,13 @@ def get_model(model_name):
         ) from None
 
 
-def get_trainer(model_type, model_name):
-    r"""RecBole's trainer for the model, with checkpoints reloadable on torch >= 2.6."""
-    from recbole_llm4sbr.trainer import with_checkpoint_loading
-
-    return with_checkpoint_loading(recbole_get_trainer(model_type, model_name))
-
-
 def uses_intents(model_class):
     return bool(getattr(model_class, "requires_intents", False))
 
 
 def create_dataset(config):
     r"""The intent-aware dataset for LLM4SBR models, RecBole's dataset class otherwise."""
-    from recbole_llm4sbr.data.default_data import check_dataset_exists
+    from recbole_llm4sbr.datasets import check_dataset_exists
 
     check_dataset_exists(config)
     if uses_intents(get_model(config["model"])):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 r"""
-recbole_llm4sbr.intent.explain
-##############################
+recbole_llm4sbr.explain
+#######################
 The interpretability view: for one session prefix, both prompts, both answers, the localized
 catalogue items (from the side file) and, given a trained checkpoint, the model's top-10.
 """
@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from recbole_llm4sbr.side_file.format import VIEWS, read_meta, read_records
-from recbole_llm4sbr.intent.item_text import load_item_texts
+from recbole_llm4sbr.item_text import load_item_texts
 from recbole_llm4sbr.intent.prompts import PromptBuilder
 
 
