@@ -48,6 +48,9 @@ NUMBERS = {
     "intent_predictor_lr": (float, 1e-12),
     "intent_predictor_holdout": (float, 0.0),
     "content_window": (int, 1),
+    "intent_dropout": (float, 0.0, 1.0),
+    "intent_weight_decay": (float, 0.0),
+    "intent_lr_scale": (float, 1e-12),
 }
 # RecBole's own keys that the plugin's runs pass on: RecBole checks them late (after the data has
 # loaded, or in the middle of training) or not at all. Checked only where the config sets them.

@@ -44,6 +44,18 @@ class CheckpointLoadingMixin:
             torch.distributed.broadcast_object_list(names, src=0)
             self.saved_model_file = names[0]
 
+    def _build_optimizer(self, **kwargs):
+        """RecBole's optimizer; for LLM4SBR models with the intent branch as its own parameter
+        group (its weight decay and learning-rate scale, see ``optimizer_groups``)."""
+        if "params" not in kwargs and hasattr(self.model, "optimizer_groups"):
+            groups = self.model.optimizer_groups()
+            rate = kwargs.get("learning_rate", self.learning_rate)
+            for group in groups:
+                if "lr_scale" in group:
+                    group["lr"] = rate * group.pop("lr_scale")
+            kwargs["params"] = groups
+        return super()._build_optimizer(**kwargs)
+
     def fit(self, train_data, *args, **kwargs):
         self.serving_marker = serving_marker(self.config, train_data._dataset)
         return super().fit(train_data, *args, **kwargs)

@@ -133,6 +133,36 @@ def test_bounded_gates_start_as_the_backbone_and_stay_in_0_2(tiny_with_intents, 
     assert all(((a > 0) & (a <= 2)).all() and (a > 1.5).any() for a in alphas)
 
 
+def test_intent_branch_has_its_own_weight_decay_and_learning_rate(tiny_with_intents):
+    from recbole_llm4sbr.trainer import get_trainer
+
+    config, _, wrapper = build(tiny_with_intents, "LLM4SBR_SRGNN", learning_rate=0.01, weight_decay=0.0,
+                               intent_weight_decay=0.05, intent_lr_scale=0.1)
+    optimizer = get_trainer(config["MODEL_TYPE"], config["model"])(config, wrapper).optimizer
+    backbone, branch = optimizer.param_groups
+    branch_ids = {id(p) for p in [*wrapper.intent_projection.parameters(), *wrapper.intent_gates.parameters()]}
+    assert {id(p) for p in branch["params"]} == branch_ids
+    assert branch["weight_decay"] == 0.05 and branch["lr"] == pytest.approx(0.001)
+    assert backbone["weight_decay"] == 0.0 and backbone["lr"] == 0.01
+    assert len(backbone["params"]) + len(branch["params"]) == len(list(wrapper.parameters()))
+    # unset: one learning rate and RecBole's weight decay for all
+    config, _, plain = build(tiny_with_intents, "LLM4SBR_SRGNN", learning_rate=0.01, weight_decay=0.001)
+    groups = get_trainer(config["MODEL_TYPE"], config["model"])(config, plain).optimizer.param_groups
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.01, 0.001)] * 2
+
+
+def test_intent_dropout_drops_intents_in_training_only(tiny_with_intents):
+    _, train, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", intent_dropout=0.5)
+    batch = with_random_intents(first_batch(train))
+    present = batch["intent_mask"] > 0.5
+    wrapper.train()
+    torch.manual_seed(0)
+    kept = torch.stack(wrapper._read_intents(batch).mask, dim=1)
+    assert not (kept & ~present).any() and 0 < kept.sum() < present.sum()
+    wrapper.eval()
+    assert torch.equal(torch.stack(wrapper._read_intents(batch).mask, dim=1), present)
+
+
 def test_aux_grad_intent_never_moves_the_backbone(tiny_with_intents):
     grads = {}
     for mode in ("both", "intent"):

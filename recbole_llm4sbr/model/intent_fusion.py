@@ -92,6 +92,9 @@ class IntentFusionMixin(object):
         self.intent_uniformity_rows = config["intent_uniformity_rows"]  # None: all rows
         self.intent_gate = setting(config, "intent_gate")
         self.intent_views = setting(config, "intent_views")
+        self.intent_dropout = float(setting(config, "intent_dropout"))
+        self.intent_weight_decay = config["intent_weight_decay"]  # None: RecBole's weight_decay
+        self.intent_lr_scale = float(setting(config, "intent_lr_scale"))
         for key in ("intent_aux_reduction", "intent_aux_grad", "intent_gate", "intent_tau_schedule",
                     "intent_views"):
             check_choice(key, getattr(self, key))
@@ -129,6 +132,18 @@ class IntentFusionMixin(object):
                 for weight in module.parameters():
                     weight.data.uniform_(-stdv, stdv)
 
+    def optimizer_groups(self):
+        r"""Parameter groups for the optimizer: the backbone's, and the intent branch's (projection
+        and gates) with ``intent_weight_decay`` and ``learning_rate * intent_lr_scale``."""
+        branch = [*self.intent_projection.parameters(), *self.intent_gates.parameters()]
+        ids = {id(p) for p in branch}
+        group = {"params": branch}
+        if self.intent_weight_decay is not None:
+            group["weight_decay"] = float(self.intent_weight_decay)
+        if self.intent_lr_scale != 1.0:
+            group["lr_scale"] = self.intent_lr_scale
+        return [{"params": [p for p in self.parameters() if id(p) not in ids]}, group]
+
     # ------------------------------------------------------------------ intents of a batch
     def _read_intents(self, interaction):
         views = (self.INTENT_LONG, self.INTENT_SHORT)
@@ -152,6 +167,8 @@ class IntentFusionMixin(object):
         if self.intent_views != "both":  # ablation: the other view behaves as if it had no intent
             mask = mask.clone()
             mask[:, SHORT if self.intent_views == "long" else LONG] = False
+        if self.training and self.intent_dropout > 0:  # a dropped intent: gate 1, no aux loss
+            mask = mask & (torch.rand(mask.shape, device=mask.device) >= self.intent_dropout)
         return _IntentBatch(z, (mask[:, LONG], mask[:, SHORT]))
 
     def _project_references(self, items, weights):
