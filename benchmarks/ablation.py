@@ -34,6 +34,14 @@ VARIANTS = {  # name: (what it tests, overrides of LLM4SBR_<backbone>)
     "aux_sum": ("aux losses of the views summed (authors' code)", {"intent_aux_reduction": "sum"}),
     "srgnn_softmax": ("softmax in SR-GNN's attention (authors' code; SRGNN only)",
                       {"srgnn_attention_softmax": True}),
+    # issue #24's candidates against the early peak on e-commerce data
+    "bounded_gates": ("gates alpha = 2 sigmoid(.) in (0, 2)", {"intent_gate": "bounded"}),
+    "aux_intent": ("the aux loss trains the intent projection only (backbone detached)",
+                   {"intent_aux_grad": "intent"}),
+    "intent_wd": ("weight decay 1e-3 on the intent projection and gates", {"intent_weight_decay": 1e-3}),
+    "intent_dropout": ("each view's intent dropped for 30% of training samples", {"intent_dropout": 0.3}),
+    "intent_lr": ("the intent branch at 0.1x the learning rate", {"intent_lr_scale": 0.1}),
+    "tau_cosine": ("tau decays to 0 over 10 epochs (cosine)", {"intent_tau_schedule": "cosine"}),
 }
 DEFAULT = "full,backbone,tau0,fixed_gates,paper_gates,long_only,short_only,r0,r1,aux_sum"
 
