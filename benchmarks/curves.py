@@ -90,10 +90,11 @@ def run(model_name, dataset, seed, overrides, path, label=None):
 def plot(records, out):
     fig, axes = plt.subplots(3, 3, figsize=(12, 9))
     for ax, key in zip(axes.flat, PANELS):
-        for rec in records:
+        for i, rec in enumerate(records):  # one colour per run in every panel
             xs = [e["epoch"] for e in rec["epochs"] if key in e]
             if xs:
-                ax.plot(xs, [e[key] for e in rec["epochs"] if key in e], label=f"{rec['model']} {rec.get('label') or ''} s{rec['seed']}")
+                ax.plot(xs, [e[key] for e in rec["epochs"] if key in e], color=f"C{i}",
+                        label=f"{rec['model']} {rec.get('label') or 'default'} s{rec['seed']}")
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
