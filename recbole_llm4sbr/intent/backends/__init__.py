@@ -6,6 +6,7 @@ LLM backends of stage one, chosen by ``intent_backend``:
 
 * ``item-text``: no LLM (the no-LLM baseline): a view's "answer" is the session's own item text;
 * ``transformers``: a local causal LM directory, batched generation;
+* ``llamacpp``: a local GGUF file run by llama.cpp (the ``llamacpp`` extra), prefix reuse;
 * ``openai``: any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp, hosted).
 
 An LLM backend has ``name``, ``provenance()`` (JSON-able, no secrets; it records the prompt
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 BACKENDS = {
     "item-text": "recbole_llm4sbr.intent.backends.item_text_backend:ItemTextBackend",
     "transformers": "recbole_llm4sbr.intent.backends.transformers_backend:TransformersBackend",
+    "llamacpp": "recbole_llm4sbr.intent.backends.llamacpp_backend:LlamaCppBackend",
     "openai": "recbole_llm4sbr.intent.backends.openai_backend:OpenAIBackend",
 }
 

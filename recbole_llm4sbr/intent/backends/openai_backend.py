@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from http.client import HTTPException
+from logging import getLogger
 
 from recbole_llm4sbr.intent.backends import Generation, clean_answer
 from recbole_llm4sbr.intent.prompts import ViewWindows
@@ -61,6 +62,27 @@ class OpenAIBackend:
         self.backoff = float(1.0 if backoff is None else backoff)
         self.concurrency = max(1, int(config["openai_concurrency"] or 8))
         self.windows = ViewWindows(config)
+        self.check_model()
+
+    def served_models(self):
+        """The model ids ``GET /models`` lists, or ``None`` when the server does not say."""
+        request = urllib.request.Request(self.base_url + "/models", headers=self._headers())
+        try:
+            with urllib.request.urlopen(request, timeout=min(self.timeout, 10.0)) as response:
+                data = json.loads(response.read().decode("utf-8"))
+            return [str(m["id"]) for m in data["data"]]
+        except (OSError, HTTPException, ValueError, KeyError, TypeError) as e:
+            getLogger(__name__).warning(f"Could not list the models of {self.base_url} ({e}); "
+                                        f"requests go to {self.model!r} unchecked.")
+            return None
+
+    def check_model(self):
+        """Refuse a model the server does not list: some servers (llama.cpp's) would answer any
+        name with the model they have, others fail every request."""
+        served = self.served_models()
+        if served is not None and self.model not in served:
+            raise ValueError(f"openai_model {self.model!r} is not served by {self.base_url}; it "
+                             f"serves {served[:10]}.")
 
     def __repr__(self):  # never shows the key
         return f"OpenAIBackend(url={self.url!r}, model={self.model!r})"
@@ -70,12 +92,16 @@ class OpenAIBackend:
                 "decoding": {"temperature": self.temperature, "max_tokens": self.max_tokens},
                 "windows": self.windows.as_dict()}
 
-    def _post(self, messages):
-        body = json.dumps({"model": self.model, "messages": messages,
-                           "temperature": self.temperature, "max_tokens": self.max_tokens})
+    def _headers(self):
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _post(self, messages):
+        body = json.dumps({"model": self.model, "messages": messages,
+                           "temperature": self.temperature, "max_tokens": self.max_tokens})
+        headers = self._headers()
         request = urllib.request.Request(self.url, data=body.encode("utf-8"), headers=headers,
                                          method="POST")
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
