@@ -19,6 +19,7 @@ CSV, JSON, numpy without pickles, weights-only torch files.
 import os
 
 import recbole_llm4sbr
+from recbole_llm4sbr.config import config_from_state, config_state
 from recbole_llm4sbr.marker import CHECKPOINT_FORMAT, MARKER_KEY
 
 
@@ -30,8 +31,6 @@ def checkpoint_state(trainer, epoch):
     r"""What the plugin's trainers save: RecBole's fields (``epoch``, ``cur_step``,
     ``best_valid_score``, ``state_dict``, ``other_parameter``, ``optimizer``), the config as plain
     data (:func:`~recbole_llm4sbr.config.config_state`) and the marker."""
-    from recbole_llm4sbr.config import config_state
-
     return {
         "config": config_state(trainer.config),
         "epoch": int(epoch),
@@ -127,8 +126,6 @@ def upgrade_checkpoint(path, out):
     files you trust.** The model must still be known; a marker is kept as it is."""
     import torch
 
-    from recbole_llm4sbr.config import config_state
-
     state = torch.load(path, map_location="cpu", weights_only=False)
     state["config"] = config_state(state["config"])
     state["best_valid_score"] = float(state.get("best_valid_score", float("nan")))
@@ -189,8 +186,6 @@ def read_checkpoint(path, dataset=None, device="cpu"):
         raise CheckpointError(
             f"[{path}] was trained on dataset {marker['dataset']!r}, not {dataset!r}."
         )
-    from recbole_llm4sbr.config import config_from_state
-
     try:
         checkpoint["config"] = config_from_state(config)
     except Exception as e:  # an unknown model, a setting RecBole refuses, a damaged dict

@@ -3,17 +3,22 @@ r"""
 recbole_llm4sbr.explain
 #######################
 The interpretability view: for one session prefix, both prompts, both answers, the localized
-catalogue items (from the side file) and, given a trained checkpoint, the model's top-10.
+catalogue items (from the side file) and, given a trained checkpoint, the model's top-10 (a client
+of :mod:`recbole_llm4sbr.experiment`; ``python -m recbole_llm4sbr.intent explain``).
 """
 
 import io
 import os
 
 import numpy as np
+import torch
 
-from recbole_llm4sbr.side_file.format import VIEWS, read_meta, read_records
-from recbole_llm4sbr.item_text import load_item_texts
+from recbole_llm4sbr.experiment import load_experiment
 from recbole_llm4sbr.intent.prompts import PromptBuilder
+from recbole_llm4sbr.item_text import load_item_texts
+from recbole_llm4sbr.prefix_index import listing_dataset
+from recbole_llm4sbr.side_file import SideFileStore
+from recbole_llm4sbr.side_file.format import VIEWS, read_meta, read_records
 
 
 def find_records(path, session, prefix_len):
@@ -29,10 +34,6 @@ def find_records(path, session, prefix_len):
 
 def top_recommendations(checkpoint, session, prefix_len, k=10):
     """Top-``k`` raw item tokens of a trained model for the sample ``(session, prefix_len)``."""
-    import torch
-
-    from recbole_llm4sbr.experiment import load_experiment
-
     config, dataset, (train_data, valid_data, test_data), model, _ = load_experiment(checkpoint)
     tokens = dataset.field2id_token[dataset.uid_field]
     field = getattr(dataset, "prefix_len_field", "prefix_len")
@@ -58,9 +59,6 @@ def top_recommendations(checkpoint, session, prefix_len, k=10):
 
 def explain_session(config, session, prefix_len=None, checkpoint=None, dataset=None, k=10):
     """A printable explanation of one session prefix (the last prefix by default)."""
-    from recbole_llm4sbr.prefix_index import listing_dataset
-    from recbole_llm4sbr.side_file import SideFileStore
-
     dataset = dataset if dataset is not None else listing_dataset(config)
     table = dataset.prefix_table()
     rows = table[table["session"] == str(session)]
