@@ -26,8 +26,10 @@ import sys
 
 from recbole.config import Config as RecBoleConfig
 
-from recbole_llm4sbr.paths import DEFAULT_DATA_DIR, PROPERTIES_DIR
+from recbole_llm4sbr.datasets import check_dataset_exists
 from recbole_llm4sbr.model.registry import get_model, uses_intents
+from recbole_llm4sbr.paths import DEFAULT_DATA_DIR, PROPERTIES_DIR
+from recbole_llm4sbr.settings import SettingError
 
 
 class Config(RecBoleConfig):
@@ -92,15 +94,11 @@ class Config(RecBoleConfig):
         # Ray Tune trials change the working directory: resolve a relative data_path now.
         root = os.path.abspath(self.final_config_dict.get("data_path") or DEFAULT_DATA_DIR)
         if self.check_dataset:  # an unknown dataset is named here, before RecBole's checks
-            from recbole_llm4sbr.datasets import check_dataset_exists
-
             check_dataset_exists({"dataset": self.dataset, "data_path": os.path.join(root, self.dataset),
                                   "benchmark_filename": self.final_config_dict.get("benchmark_filename")})
         try:
             super()._set_default_parameters()
         except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:  # RecBole's checks
-            from recbole_llm4sbr.settings import SettingError
-
             raise SettingError(f"{type(e).__name__ if type(e) is not ValueError else 'Bad setting'}: "
                                f"{e}") from None
         # RecBole points ml-100k at its read-only example folder inside site-packages;

@@ -17,6 +17,7 @@ from recbole.utils.enum_type import FeatureSource, FeatureType
 from recbole_llm4sbr.prefix_index import PrefixDataset
 from recbole_llm4sbr.side_file import VIEWS, SideFileError, SideFileStore
 from recbole_llm4sbr.side_file.format import weighting
+from recbole_llm4sbr.side_file.localize import localization_weights, weighted_sum
 
 
 class IntentDataset(PrefixDataset):
@@ -86,8 +87,6 @@ class IntentDataset(PrefixDataset):
         )
         self.inter_feat.update(Interaction({self.intent_mask_field: mask}))
         if compact:  # the model gathers r catalogue rows per sample: no [R, D] matrix
-            from recbole_llm4sbr.side_file.localize import localization_weights
-
             self.intent_items = torch.from_numpy(side.localized_item)  # [R, k]
             self.intent_weights = localization_weights(side.localized_sim, *weighting(meta))
             self.intent_catalogue = torch.from_numpy(store.read_catalogue(meta))  # [N, D]
@@ -122,8 +121,6 @@ class IntentDataset(PrefixDataset):
 
     def batch_intents(self, interaction):
         """``{intent_long, intent_short: [B, D]}`` of a batch, whichever form it carries."""
-        from recbole_llm4sbr.side_file.localize import weighted_sum
-
         out = {}
         for field in self.intent_fields:
             if field in interaction:
