@@ -122,13 +122,16 @@ class BodyLimit(object):
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 
+    async def too_large(self, scope, receive, send, size):
+        await self.reject(scope, receive, send, 413, "body_too_large", f"request body of {size} "
+                          f"bytes exceeds the limit of {self.max_bytes} bytes")
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self.reject(scope, receive, send, 413, "body_too_large", f"request body of "
-                                     f"{int(declared)} bytes exceeds the limit of {self.max_bytes} bytes")
+            return await self.too_large(scope, receive, send, int(declared))
         chunks, size = [], 0
         deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
@@ -144,8 +147,7 @@ class BodyLimit(object):
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                return await self.reject(scope, receive, send, 413, "body_too_large", f"request body "
-                                         f"of {size} bytes exceeds the limit of {self.max_bytes} bytes")
+                return await self.too_large(scope, receive, send, size)
             if not message.get("more_body", False):
                 break
         pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
@@ -232,6 +234,7 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
         logger.exception(f"{request.method} {request.url.path} failed")
         return error(500, "internal_error", f"{type(exc).__name__} while serving the request; "
                      f"see the server log")
+
     def check(sessions):
         if len(sessions) > max_batch:
             raise ServeError(f"{len(sessions)} sessions in one request; the limit is {max_batch}.")

@@ -65,8 +65,8 @@ class SideFileStore(object):
         in an existing, writable parent folder (a mistyped path creates nothing)."""
         if os.path.isdir(self.path):
             return self.path
-        path = os.path.abspath(self.path)
-        if self.root and os.path.commonpath([path, os.path.abspath(self.root)]) == os.path.abspath(self.root):
+        path, root = os.path.abspath(self.path), self.root and os.path.abspath(self.root)
+        if root and os.path.commonpath([path, root]) == root:
             os.makedirs(path, exist_ok=True)
             return self.path
         parent = os.path.dirname(path)
