@@ -197,3 +197,21 @@ def test_fuzzed_requests_never_crash_and_always_explain(recommender):
     # were refused by the schema
     assert seen.get(("positive", "unknown_items"), 0) + seen.get(("positive", "ok"), 0) > 20, seen
     assert seen.get(("negative", "invalid_request"), 0) > 20, seen
+
+
+def test_cli_app_and_server_share_one_set_of_limits():
+    """The serving bounds are declared once (``serve/limits.py``); the CLI, the app and the server
+    take their defaults from there, so none of them can drift from the documented values."""
+    import inspect
+
+    from recbole_llm4sbr.serve import limits
+    from recbole_llm4sbr.serve.__main__ import _parser
+    from recbole_llm4sbr.serve.server import uvicorn_config
+
+    args = _parser().parse_args(["serve", "--checkpoint", "x.pth"])
+    app_defaults = {k: p.default for k, p in inspect.signature(create_app).parameters.items()}
+    server_defaults = {k: p.default for k, p in inspect.signature(uvicorn_config).parameters.items()}
+    for key in ("max_body_bytes", "max_items", "max_batch", "body_timeout"):
+        assert getattr(args, key) == app_defaults[key] == getattr(limits, key.upper()), key
+    for key in ("host", "port", "header_timeout", "max_connections"):
+        assert getattr(args, key) == server_defaults[key] == getattr(limits, key.upper()), key

@@ -22,6 +22,7 @@ import sys
 import yaml
 
 from recbole_llm4sbr.cli import quiet_recbole_warnings
+from recbole_llm4sbr.serve import limits
 
 
 COMMANDS = {"recommend": "top-k for one session, printed",
@@ -48,16 +49,16 @@ def _parser():
     r.add_argument("--explain", action="store_true", help="per view: answer, items, gate")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     h = parsers["serve"]
-    h.add_argument("--host", default="127.0.0.1", help="default: loopback only")
-    h.add_argument("--port", type=int, default=8000)
-    h.add_argument("--max-body-bytes", type=int, default=1 << 20)
-    h.add_argument("--max-items", type=int, default=1000, help="items per session")
-    h.add_argument("--max-batch", type=int, default=256, help="sessions per request")
-    h.add_argument("--body-timeout", type=float, default=10.0,
+    h.add_argument("--host", default=limits.HOST, help="default: loopback only")
+    h.add_argument("--port", type=int, default=limits.PORT)
+    h.add_argument("--max-body-bytes", type=int, default=limits.MAX_BODY_BYTES)
+    h.add_argument("--max-items", type=int, default=limits.MAX_ITEMS, help="items per session")
+    h.add_argument("--max-batch", type=int, default=limits.MAX_BATCH, help="sessions per request")
+    h.add_argument("--body-timeout", type=float, default=limits.BODY_TIMEOUT,
                    help="seconds to receive a whole body (else 408, connection closed)")
-    h.add_argument("--header-timeout", type=float, default=10.0,
+    h.add_argument("--header-timeout", type=float, default=limits.HEADER_TIMEOUT,
                    help="seconds to receive a request's line and headers (else disconnected)")
-    h.add_argument("--max-connections", type=int, default=512,
+    h.add_argument("--max-connections", type=int, default=limits.MAX_CONNECTIONS,
                    help="open connections or requests beyond this get 503")
     h.add_argument("--docs", action=argparse.BooleanOptionalAction, default=False,
                    help="serve /docs and /openapi.json (default: off)")

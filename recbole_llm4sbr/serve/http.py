@@ -40,10 +40,10 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         f"The HTTP endpoint needs the serve extra ({e}): pip install -e \".[serve]\""
     ) from None
 
+from recbole_llm4sbr.serve import limits
 from recbole_llm4sbr.serve.errors import ServeError
 
 logger = getLogger(__name__)
-BODY_TIMEOUT = 10.0
 
 
 def _unicode(token):
@@ -114,7 +114,7 @@ class BodyLimit(object):
     """ASGI middleware: 413 for a body over ``max_bytes`` (declared or streamed), 408 for one not
     received in full within ``timeout`` seconds, both before parsing and closing the connection."""
 
-    def __init__(self, app, max_bytes, timeout=BODY_TIMEOUT):
+    def __init__(self, app, max_bytes, timeout=limits.BODY_TIMEOUT):
         self.app, self.max_bytes, self.timeout = app, int(max_bytes), float(timeout)
 
     async def reject(self, scope, receive, send, status, kind, message):
@@ -201,7 +201,7 @@ ERROR_RESPONSES = {status: {"description": text} for status, text in (
 
 
 def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=256,
-               body_timeout=BODY_TIMEOUT, docs=False):
+               body_timeout=limits.BODY_TIMEOUT, docs=False):
     r"""The FastAPI app serving ``recommender``.
 
     Args:

@@ -22,15 +22,13 @@ import time
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-DEFAULT_HOST = "127.0.0.1"
-HEADER_TIMEOUT = 10.0
-MAX_CONNECTIONS = 512
+from recbole_llm4sbr.serve import limits
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline for each request's line and headers."""
 
-    header_timeout = HEADER_TIMEOUT
+    header_timeout = limits.HEADER_TIMEOUT
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -60,18 +58,18 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def uvicorn_config(app, host=DEFAULT_HOST, port=8000, header_timeout=HEADER_TIMEOUT,
-                   max_connections=MAX_CONNECTIONS, **kwargs):
+def uvicorn_config(app, host=limits.HOST, port=limits.PORT, header_timeout=limits.HEADER_TIMEOUT,
+                   max_connections=limits.MAX_CONNECTIONS, **kwargs):
     """uvicorn's ``Config`` for ``app`` with the bounds above (other uvicorn options in kwargs)."""
     protocol = type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,),
                     {"header_timeout": float(header_timeout)})
     kwargs.setdefault("log_level", "info")
-    kwargs.setdefault("timeout_keep_alive", 5)
+    kwargs.setdefault("timeout_keep_alive", limits.KEEP_ALIVE)
     return uvicorn.Config(app, host=host, port=port, http=protocol,
                           limit_concurrency=int(max_connections), **kwargs)
 
 
-def run(app, host=DEFAULT_HOST, port=8000, **kwargs):
+def run(app, host=limits.HOST, port=limits.PORT, **kwargs):
     """Serve ``app`` with uvicorn until interrupted (loopback by default)."""
     # the ~300k objects of torch, RecBole and the model never die: keep them out of the
     # collector, whose full pass over them would stall a request by ~150 ms
@@ -84,7 +82,7 @@ class BackgroundServer(object):
     """``app`` served by uvicorn in a daemon thread on ``host`` and a free port (tests, benchmarks).
     ``with BackgroundServer(app) as server: ...`` then ``server.url``."""
 
-    def __init__(self, app, host=DEFAULT_HOST, **kwargs):
+    def __init__(self, app, host=limits.HOST, **kwargs):
         kwargs.setdefault("log_level", "warning")
         # proto IPPROTO_TCP, as getaddrinfo gives: asyncio sets TCP_NODELAY only on such sockets
         # (with proto 0 every response waits ~40 ms for the client's delayed ACK)
