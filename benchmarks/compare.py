@@ -126,6 +126,38 @@ def paired_p(row, base, metric):
     return float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
 
 
+def wilcoxon_p(row, base, metric):
+    """Two-sided Wilcoxon signed-rank p over the common seeds (None under 2 non-zero pairs)."""
+    seeds = sorted(set(row["per_seed"]) & set(base["per_seed"]))
+    diffs = [row["per_seed"][s][metric] - base["per_seed"][s][metric] for s in seeds]
+    if sum(d != 0 for d in diffs) < 2:
+        return None
+    from scipy.stats import wilcoxon
+
+    return float(wilcoxon(diffs).pvalue)
+
+
+def tests_table(summary):
+    """LLM4SBR_X against X per chart metric: mean difference, paired t-test and Wilcoxon p over
+    the common seeds (`*`: p < 0.05), and on how many seeds LLM4SBR_X is higher."""
+    lines = ["| pair | metric | mean difference | paired t-test p | Wilcoxon p | seeds better |",
+             "|---|---|---|---|---|---|"]
+    for model, row in summary.items():
+        backbone = model[len("LLM4SBR_"):] if model.startswith("LLM4SBR_") else None
+        if backbone not in summary:
+            continue
+        base = summary[backbone]
+        seeds = sorted(set(row["per_seed"]) & set(base["per_seed"]))
+        for metric in CHART:
+            t, w = paired_p(row, base, metric), wilcoxon_p(row, base, metric)
+            better = sum(row["per_seed"][s][metric] > base["per_seed"][s][metric] for s in seeds)
+            diff = row[metric][0] - base[metric][0]
+            lines.append(f"| {model} vs {backbone} | {label(metric)} | {diff:+.4f} | "
+                         + " | ".join("n/a" if p is None else f"{p:.3f}{'*' if p < 0.05 else ''}"
+                                      for p in (t, w)) + f" | {better}/{len(seeds)} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
+
+
 def pair_table(summary, max_time_ratio=1.25, alpha=0.05):
     """LLM4SBR_X against its backbone X (both in ``summary``): the issue's targets, from the means,
     and a paired t-test over the common seeds (``*``: p < ``alpha``).
@@ -309,6 +341,7 @@ def main(argv=None):
         pairs = pair_table(summary)
         if pairs:
             table += "\nLLM4SBR_X against X (means over the seeds above):\n\n" + pairs
+            table += "\nPaired tests over the seeds:\n\n" + tests_table(summary)
         write_report(out, table, summary, args.dataset)
     return status
 

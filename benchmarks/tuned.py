@@ -59,36 +59,6 @@ def best_params(path):
     return json.loads(best["params"])
 
 
-def wilcoxon_p(row, base, metric):
-    """Two-sided Wilcoxon signed-rank p over the common seeds (None under 2 non-zero pairs)."""
-    seeds = sorted(set(row["per_seed"]) & set(base["per_seed"]))
-    diffs = [row["per_seed"][s][metric] - base["per_seed"][s][metric] for s in seeds]
-    if sum(d != 0 for d in diffs) < 2:
-        return None
-    from scipy.stats import wilcoxon
-
-    return float(wilcoxon(diffs).pvalue)
-
-
-def tests_table(summary):
-    lines = ["| pair | metric | mean difference | paired t-test p | Wilcoxon p | seeds better |",
-             "|---|---|---|---|---|---|"]
-    for model, row in summary.items():
-        backbone = model[len("LLM4SBR_"):] if model.startswith("LLM4SBR_") else None
-        if backbone not in summary:
-            continue
-        base = summary[backbone]
-        seeds = sorted(set(row["per_seed"]) & set(base["per_seed"]))
-        for metric in compare.CHART:
-            t, w = compare.paired_p(row, base, metric), wilcoxon_p(row, base, metric)
-            better = sum(row["per_seed"][s][metric] > base["per_seed"][s][metric] for s in seeds)
-            diff = row[metric][0] - base[metric][0]
-            lines.append(f"| {model} vs {backbone} | {compare.label(metric)} | {diff:+.4f} | "
-                         + " | ".join("n/a" if p is None else f"{p:.3f}{'*' if p < 0.05 else ''}"
-                                      for p in (t, w)) + f" | {better}/{len(seeds)} |")
-    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dataset", "-d", default="ml-100k")
@@ -127,7 +97,7 @@ def main(argv=None):
     pairs = compare.pair_table(summary)
     if pairs:
         table += "\nLLM4SBR_X against X:\n\n" + pairs + "\nPaired tests over the seeds:\n\n" \
-                 + tests_table(summary)
+                 + compare.tests_table(summary)
     compare.write_report(args.out, table, summary, f"{args.dataset} (tuned)")
     status["chosen"] = chosen
     return status

@@ -206,6 +206,24 @@ def test_compare_pair_table_checks_the_targets():
     assert compare.pair_table({"NARM": summary["NARM"]}) == ""
 
 
+def test_compare_tests_table_has_both_paired_tests():
+    compare = import_compare()
+    records = [{"model": m, "seed": s, "seconds_per_epoch": 1.0, "peak_rss_mb": 1.0,
+                "test_result": {"recall@20": r, "mrr@20": 0.05}}
+               for m, rs in (("NARM", (0.20, 0.21, 0.22)), ("LLM4SBR_NARM", (0.23, 0.22, 0.26)))
+               for s, r in zip((1, 2, 3), rs)]
+    summary = compare.summarise(records, ["NARM", "LLM4SBR_NARM"])
+    lines = compare.tests_table(summary).splitlines()
+    from scipy.stats import ttest_rel, wilcoxon
+
+    t = ttest_rel([0.23, 0.22, 0.26], [0.20, 0.21, 0.22]).pvalue
+    w = wilcoxon([0.03, 0.01, 0.04]).pvalue
+    recall = next(line for line in lines if "Recall@20" in line)
+    assert recall == f"| LLM4SBR_NARM vs NARM | Recall@20 | +0.0267 | {t:.3f} | {w:.3f} | 3/3 |"
+    mrr = next(line for line in lines if "MRR@20" in line)  # equal on every seed: no test
+    assert mrr.endswith("| +0.0000 | n/a | n/a | 0/3 |")
+
+
 @pytest.mark.slow
 def test_tuned_benchmark_searches_then_runs_the_best_configuration(local_ray, tiny_root, tmp_path):
     tuned = import_script("tuned")
