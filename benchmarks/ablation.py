@@ -18,6 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
+import report  # noqa: E402
 
 from recbole_llm4sbr.hyper import trial_config_dict  # noqa: E402  (the r -> side file rule)
 
@@ -59,20 +60,20 @@ def variant_spec(name, backbone, dataset, seed, out, overrides, config_files=Non
 
 def ablation_table(summary, names):
     full = summary.get("full")
-    head = ["variant", "what it tests", "seeds"] + [compare.label(m) for m in compare.CHART]
-    head += [f"{compare.label(m)} vs full (paired t-test p)" for m in compare.CHART]
+    head = ["variant", "what it tests", "seeds"] + [report.label(m) for m in report.CHART]
+    head += [f"{report.label(m)} vs full (paired t-test p)" for m in report.CHART]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         row = summary.get(name)
         if row is None:
             continue
         cells = [name, VARIANTS[name][0], ",".join(map(str, row["seeds"]))]
-        cells += [compare.cell(row[m]) for m in compare.CHART]
-        for metric in compare.CHART:
+        cells += [report.cell(row[m]) for m in report.CHART]
+        for metric in report.CHART:
             if full is None or name == "full":
                 cells.append("")
                 continue
-            p = compare.paired_p(row, full, metric)
+            p = report.paired_p(row, full, metric)
             change = (row[metric][0] - full[metric][0]) / full[metric][0] * 100
             cells.append(f"{change:+.1f}% (p {'n/a' if p is None else f'{p:.3f}'}{'*' if p is not None and p < 0.05 else ''})")
         lines.append("| " + " | ".join(cells) + " |")
@@ -107,12 +108,12 @@ def main(argv=None):
     specs = [variant_spec(n, args.backbone, args.dataset, s, out, overrides, files)
              for s in seeds for n in names]  # seed-major: every variant gets seed 2020 first
     status = compare.run_children(specs, args.jobs)  # finished runs are skipped
-    records = [dict(r, model=r["label"]) for r in compare.read_records(s["json"] for s in specs)]
-    summary = compare.summarise(records, names)
+    records = [dict(r, model=r["label"]) for r in report.read_records(s["json"] for s in specs)]
+    summary = report.summarise(records, names)
     table = (f"Dataset `{args.dataset}`, LLM4SBR_{args.backbone}; test metrics of the "
              f"best-validation checkpoint, mean ± std over seeds; overrides `{json.dumps(overrides)}`.\n\n"
              + ablation_table(summary, names))
-    compare.write_report(out, table, summary, f"{args.dataset}: LLM4SBR_{args.backbone} ablations")
+    report.write_report(out, table, summary, f"{args.dataset}: LLM4SBR_{args.backbone} ablations")
     status["summary"] = summary
     return status
 

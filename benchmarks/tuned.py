@@ -20,7 +20,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import compare  # noqa: E402  (the runner, the table and the chart)
+import compare  # noqa: E402  (the runner)
+import report  # noqa: E402  (the tables, the tests and the chart)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,16 +90,16 @@ def main(argv=None):
                       overrides=run_overrides) for seed in seeds]
         paths += [spec["json"] for spec in specs]
         compare.run_children(specs, 1, None, status)  # finished runs are skipped
-    summary = compare.summarise(compare.read_records(paths), models)
-    table = compare.markdown_table(summary, args.dataset, overrides)
+    summary = report.summarise(report.read_records(paths), models)
+    table = report.markdown_table(summary, args.dataset, overrides)
     table += "\nBest configuration of each model (Ray Tune, ASHA, validation " \
              f"MRR@20, {args.trials} trials, seed 2020):\n\n" + "\n".join(
                  f"- {m}: `{json.dumps(p)}`" for m, p in chosen.items()) + "\n"
-    pairs = compare.pair_table(summary)
+    pairs = report.pair_table(summary)
     if pairs:
         table += "\nLLM4SBR_X against X:\n\n" + pairs + "\nPaired tests over the seeds:\n\n" \
-                 + compare.tests_table(summary)
-    compare.write_report(args.out, table, summary, f"{args.dataset} (tuned)")
+                 + report.tests_table(summary)
+    report.write_report(args.out, table, summary, f"{args.dataset} (tuned)")
     status["chosen"] = chosen
     return status
 

@@ -181,7 +181,7 @@ def test_compare_two_models_two_seeds(tiny_root, tmp_path, capsys):
 
 
 def test_compare_pair_table_checks_the_targets():
-    compare = import_compare()
+    report = import_script("report")
 
     def record(model, seed, recall, mrr, seconds):
         return {"model": model, "seed": seed, "seconds_per_epoch": seconds, "peak_rss_mb": 1.0,
@@ -191,9 +191,9 @@ def test_compare_pair_table_checks_the_targets():
                record("LLM4SBR_NARM", 1, 0.24, 0.060, 12.0), record("LLM4SBR_NARM", 2, 0.22, 0.056, 12.0),
                record("STAMP", 1, 0.15, 0.040, 4.0), record("LLM4SBR_STAMP", 1, 0.16, 0.030, 6.0),
                record("GRU4Rec", 1, 0.1, 0.02, 1.0)]
-    summary = compare.summarise(records, ["NARM", "LLM4SBR_NARM", "STAMP", "LLM4SBR_STAMP", "GRU4Rec"])
+    summary = report.summarise(records, ["NARM", "LLM4SBR_NARM", "STAMP", "LLM4SBR_STAMP", "GRU4Rec"])
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in
-            compare.pair_table(summary).splitlines()[2:]}
+            report.pair_table(summary).splitlines()[2:]}
     assert set(rows) == {"LLM4SBR_NARM vs NARM", "LLM4SBR_STAMP vs STAMP"}  # no pair for GRU4Rec
     narm = rows["LLM4SBR_NARM vs NARM"]
     from scipy.stats import ttest_rel  # paired by seed: (0.24, 0.20) and (0.22, 0.22)
@@ -203,17 +203,17 @@ def test_compare_pair_table_checks_the_targets():
     assert narm[4:] == ["yes", "yes |"]
     stamp = rows["LLM4SBR_STAMP vs STAMP"]  # better recall, worse MRR, 1.5x slower
     assert stamp[2].endswith("(-25.0%, p n/a)") and stamp[4:] == ["no", "no |"]  # one seed
-    assert compare.pair_table({"NARM": summary["NARM"]}) == ""
+    assert report.pair_table({"NARM": summary["NARM"]}) == ""
 
 
 def test_compare_tests_table_has_both_paired_tests():
-    compare = import_compare()
+    report = import_script("report")
     records = [{"model": m, "seed": s, "seconds_per_epoch": 1.0, "peak_rss_mb": 1.0,
                 "test_result": {"recall@20": r, "mrr@20": 0.05}}
                for m, rs in (("NARM", (0.20, 0.21, 0.22)), ("LLM4SBR_NARM", (0.23, 0.22, 0.26)))
                for s, r in zip((1, 2, 3), rs)]
-    summary = compare.summarise(records, ["NARM", "LLM4SBR_NARM"])
-    lines = compare.tests_table(summary).splitlines()
+    summary = report.summarise(records, ["NARM", "LLM4SBR_NARM"])
+    lines = report.tests_table(summary).splitlines()
     from scipy.stats import ttest_rel, wilcoxon
 
     t = ttest_rel([0.23, 0.22, 0.26], [0.20, 0.21, 0.22]).pvalue
