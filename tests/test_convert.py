@@ -107,6 +107,17 @@ def test_mlcsv_tags_and_quotes(tmp_path):
     assert "intent_text_fields: [title, genres]" in (out / "mlc.yaml").read_text()
 
 
+def test_written_yaml_lets_early_stopping_end_training(tmp_path):
+    """Converted datasets train to convergence: RecBole's 300-epoch cap, patience 10 (issue #24)."""
+    import yaml
+
+    src = write_mlcsv(tmp_path / "raw", synthetic_clicks())
+    out = tmp_path / "mlc"
+    assert convert("movielens", "--src", src, "--out", out, "--min-item-count", 1, "--quiet") == 0
+    written = yaml.safe_load((out / "mlc.yaml").read_text())
+    assert (written["epochs"], written["stopping_step"], written["valid_metric"]) == (300, 10, "MRR@20")
+
+
 # ----------------------------------------------------------------------------- sessions/filters
 def _clicks(times, user="1", items=None):
     items = items or [str(i) for i in range(len(times))]
