@@ -75,7 +75,7 @@ def ablation_table(summary, names):
                 continue
             p = report.paired_p(row, full, metric)
             change = (row[metric][0] - full[metric][0]) / full[metric][0] * 100
-            cells.append(f"{change:+.1f}% (p {'n/a' if p is None else f'{p:.3f}'}{'*' if p is not None and p < 0.05 else ''})")
+            cells.append(f"{change:+.1f}% (p {report.p_cell(p)})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

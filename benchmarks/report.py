@@ -66,6 +66,19 @@ def markdown_table(summary, dataset, overrides):
     return "\n".join(lines) + "\n"
 
 
+def backbone_pairs(summary):
+    """``(model, backbone, row, base)`` for every LLM4SBR_X of ``summary`` whose X is there too."""
+    for model, row in summary.items():
+        backbone = model[len("LLM4SBR_"):] if model.startswith("LLM4SBR_") else None
+        if backbone in summary:
+            yield model, backbone, row, summary[backbone]
+
+
+def p_cell(p, alpha=0.05):
+    """A p-value as a table cell: three decimals, ``*`` below ``alpha``, ``n/a`` for None."""
+    return "n/a" if p is None else f"{p:.3f}{'*' if p < alpha else ''}"
+
+
 def paired_p(row, base, metric):
     """p-value of a paired t-test of ``metric`` over the seeds both rows have (None under 2)."""
     seeds = sorted(set(row.get("per_seed", {})) & set(base.get("per_seed", {})))
@@ -94,19 +107,14 @@ def tests_table(summary):
     the common seeds (`*`: p < 0.05), and on how many seeds LLM4SBR_X is higher."""
     lines = ["| pair | metric | mean difference | paired t-test p | Wilcoxon p | seeds better |",
              "|---|---|---|---|---|---|"]
-    for model, row in summary.items():
-        backbone = model[len("LLM4SBR_"):] if model.startswith("LLM4SBR_") else None
-        if backbone not in summary:
-            continue
-        base = summary[backbone]
+    for model, backbone, row, base in backbone_pairs(summary):
         seeds = sorted(set(row["per_seed"]) & set(base["per_seed"]))
         for metric in CHART:
             t, w = paired_p(row, base, metric), wilcoxon_p(row, base, metric)
             better = sum(row["per_seed"][s][metric] > base["per_seed"][s][metric] for s in seeds)
             diff = row[metric][0] - base[metric][0]
             lines.append(f"| {model} vs {backbone} | {label(metric)} | {diff:+.4f} | "
-                         + " | ".join("n/a" if p is None else f"{p:.3f}{'*' if p < 0.05 else ''}"
-                                      for p in (t, w)) + f" | {better}/{len(seeds)} |")
+                         + f"{p_cell(t)} | {p_cell(w)} | {better}/{len(seeds)} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
@@ -118,11 +126,7 @@ def pair_table(summary, max_time_ratio=1.25, alpha=0.05):
     the time target when its seconds per epoch are at most ``max_time_ratio`` times X's.
     """
     lines = []
-    for model, row in summary.items():
-        backbone = model[len("LLM4SBR_"):] if model.startswith("LLM4SBR_") else None
-        if backbone not in summary:
-            continue
-        base = summary[backbone]
+    for model, backbone, row, base in backbone_pairs(summary):
         cells, accuracy_ok = [f"{model} vs {backbone}"], True
         for metric in CHART:
             ours, theirs = row[metric][0], base[metric][0]
@@ -130,8 +134,7 @@ def pair_table(summary, max_time_ratio=1.25, alpha=0.05):
                 cells.append("n/a")
                 accuracy_ok = False
                 continue
-            p = paired_p(row, base, metric)
-            mark = "n/a" if p is None else f"{p:.3f}{'*' if p < alpha else ''}"
+            mark = p_cell(paired_p(row, base, metric), alpha)
             cells.append(f"{ours:.4f} vs {theirs:.4f} ({(ours - theirs) / theirs * 100:+.1f}%, p {mark})")
             accuracy_ok = accuracy_ok and ours >= theirs
         ours, theirs = row["seconds_per_epoch"][0], base["seconds_per_epoch"][0]
