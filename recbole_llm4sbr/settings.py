@@ -19,7 +19,7 @@ KEY_FILES = ("overall.yaml", "intent_model.yaml", "intent.yaml")
 _KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*#\s*(.*)$")
 
 CHOICES = {
-    "intent_gate": ("residual", "bounded", "paper", "fixed"),
+    "intent_gate": ("residual", "normed", "bounded", "paper", "fixed"),
     "intent_views": ("both", "long", "short"),
     "intent_aux_grad": ("both", "intent"),
     "intent_tau_schedule": ("constant", "linear", "cosine"),

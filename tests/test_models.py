@@ -115,22 +115,50 @@ def test_untrained_wrapper_with_default_settings_scores_like_its_parent(tiny_wit
     assert any(g.weight.abs().sum() > 0 for g in wrapper.intent_gates)
 
 
-@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_STAMP"])
-def test_bounded_gates_start_as_the_backbone_and_stay_in_0_2(tiny_with_intents, model):
+def gated_and_parent(root, model, gate):
+    """An untrained wrapper with ``intent_gate: gate``, its parent from the same seed, a batch; both
+    in eval mode and checked to score alike (the gate starts at 1)."""
     torch.manual_seed(3)
-    config, train, wrapper = build(tiny_with_intents, model, fused_gelu=False, intent_gate="bounded")
+    config, train, wrapper = build(root, model, fused_gelu=False, intent_gate=gate)
     torch.manual_seed(3)
     parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
     batch = with_random_intents(first_batch(train))
     wrapper.eval(), parent.eval()
     with torch.no_grad():
         assert torch.equal(wrapper.full_sort_predict(batch), parent.full_sort_predict(batch))
-        assert all(torch.equal(a, torch.ones_like(a)) for a in wrapper._intent_batch.alpha)
+    assert all(torch.equal(a, torch.ones_like(a)) for a in wrapper._intent_batch.alpha)
+    return wrapper, parent, batch
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_STAMP"])
+def test_bounded_gates_start_as_the_backbone_and_stay_in_0_2(tiny_with_intents, model):
+    wrapper, _, batch = gated_and_parent(tiny_with_intents, model, "bounded")
+    with torch.no_grad():
         for gate in wrapper.intent_gates:  # a gate the residual form would send to +-50
             gate.weight.fill_(100.0 / gate.weight.shape[1])
         wrapper.full_sort_predict(batch)
         alphas = wrapper._intent_batch.alpha
     assert all(((a > 0) & (a <= 2)).all() and (a > 1.5).any() for a in alphas)
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SASRec", "LLM4SBR_STAMP", "LLM4SBR_NARM"])
+def test_normed_gates_reweight_the_views_but_keep_their_joint_norm(tiny_with_intents, model):
+    wrapper, parent, batch = gated_and_parent(tiny_with_intents, model, "normed")
+    with torch.no_grad():
+        for gate, sign in zip(wrapper.intent_gates, (1.0, -1.0)):  # long up, short down
+            gate.weight.fill_(sign * 1.0 / gate.weight.shape[1])
+        moved = wrapper.full_sort_predict(batch)
+        wrapper._intent_batch = wrapper._read_intents(batch)
+        h = torch.randn(2, len(batch), wrapper.intent_hidden_size)  # [2, B, H]
+        g, l = wrapper.fuse(h[0], h[1])
+        alpha_l, alpha_s = wrapper._intent_batch.alpha  # [B, 1] each
+    both = wrapper._intent_batch.mask[0] & wrapper._intent_batch.mask[1]
+    assert both.any() and (alpha_l[both] > 1.2).all() and (alpha_s[both] < 0.8).all()
+    assert not torch.allclose(moved, parent.full_sort_predict(batch), rtol=1e-3, atol=0)  # gates act
+    joint = lambda a, b: a.pow(2).sum(-1) + b.pow(2).sum(-1)  # noqa: E731
+    assert torch.allclose(joint(g, l), joint(h[0], h[1]), rtol=1e-5)  # no scale: no temperature
+    ratio = (g.norm(dim=-1) / l.norm(dim=-1)) / (h[0].norm(dim=-1) / h[1].norm(dim=-1))
+    assert torch.allclose(ratio, (alpha_l / alpha_s).squeeze(1), rtol=1e-4)  # re-weighted
 
 
 def test_intent_branch_has_its_own_weight_decay_and_learning_rate(tiny_with_intents):

@@ -117,7 +117,7 @@ class IntentFusionMixin(object):
         # the dataset (not in checkpoints), so a model without it reads intent vectors only
         catalogue = getattr(dataset, "intent_catalogue", None)
         self.register_buffer("intent_catalogue", catalogue, persistent=False)
-        if self.intent_gate in ("residual", "bounded"):  # alpha = 1 at initialisation
+        if self.intent_gate in ("residual", "bounded", "normed"):  # alpha = 1 at initialisation
             for gate in self.intent_gates:
                 nn.init.zeros_(gate.weight)
 
@@ -186,8 +186,8 @@ class IntentFusionMixin(object):
     def gate_view(self, view, h):
         r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
 
-        ``bounded``: ``alpha = 2σ(Qᵀσ(h + z))`` in (0, 2) and ``residual``: ``alpha = 1 +
-        Qᵀσ(h + z)`` (unbounded), both with Q zero-initialised, so an untrained model scores
+        ``bounded``: ``alpha = 2σ(Qᵀσ(h + z))`` in (0, 2) and ``residual`` / ``normed``: ``alpha =
+        1 + Qᵀσ(h + z)`` (unbounded), all with Q zero-initialised, so an untrained model scores
         exactly like its backbone; ``paper``: ``alpha = Qᵀσ(h + z)`` (Eq. 10-11, unbounded, random
         at initialisation); ``fixed``: ``alpha = 1``. ``alpha`` [B, 1] is 1
         where the view's intent is missing.
@@ -202,7 +202,7 @@ class IntentFusionMixin(object):
         if self.intent_gate == "fixed":
             return h
         alpha = self.intent_gates[view](torch.sigmoid(h + batch.z[view]))  # [B, 1]
-        if self.intent_gate == "residual":
+        if self.intent_gate in ("residual", "normed"):
             alpha = alpha + 1.0
         elif self.intent_gate == "bounded":  # a re-weighting of the view, never a free scale
             alpha = 2.0 * torch.sigmoid(alpha)
@@ -211,8 +211,19 @@ class IntentFusionMixin(object):
         return h * alpha  # [B, H]
 
     def fuse(self, global_vec, local_vec):
-        r"""Gate both views: ``(H_g * alpha_lt, H_l * alpha_st)``, each [B, H]."""
-        return self.gate_view(LONG, global_vec), self.gate_view(SHORT, local_vec)
+        r"""Gate both views: ``(H_g * alpha_lt, H_l * alpha_st)``, each [B, H].
+
+        ``normed`` then rescales the pair to the joint norm of the ungated views, per sample: the
+        gates shift weight between the two views but cannot scale the session vector, which would
+        act as a per-session softmax temperature that CE over all items learns to over-fit.
+        """
+        gated = self.gate_view(LONG, global_vec), self.gate_view(SHORT, local_vec)
+        if self.intent_gate != "normed":
+            return gated
+        before = global_vec.pow(2).sum(-1, keepdim=True) + local_vec.pow(2).sum(-1, keepdim=True)
+        after = gated[0].pow(2).sum(-1, keepdim=True) + gated[1].pow(2).sum(-1, keepdim=True)
+        scale = torch.sqrt(before / after.clamp_min(1e-12))  # [B, 1]; 1 where both gates are 1
+        return gated[0] * scale, gated[1] * scale
 
     def intent_aux_loss(self):
         r"""Alignment + uniformity loss of the last batch that went through ``forward``.
