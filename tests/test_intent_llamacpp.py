@@ -3,7 +3,7 @@
 resumed), and the openai backend against a real OpenAI-compatible server, ``python -m
 llama_cpp.server`` on 127.0.0.1 (concurrency, a server killed in the middle of a build and the
 rerun that completes it, a timeout, a wrong model name). Needs the llamacpp extra
-(``pip install -e ".[llamacpp]"``); skipped without it."""
+(``bash .ci/install-llamacpp``); skipped without it."""
 
 import os
 import socket
@@ -41,7 +41,18 @@ PROMPTS = [msgs(f"The order in which users click on items is as follows:\n1. Mov
 def backend():
     return LlamaCppBackend(dict(SMALL, llamacpp_model_path=None, torch_num_threads=None,
                                 llamacpp_n_batch=None, llamacpp_temperature=None,
-                                llamacpp_seed=None, llamacpp_prefix_cache=None))
+                                llamacpp_seed=None, llamacpp_prefix_cache=None,
+                                llamacpp_allow_amx=None))
+
+
+def test_an_amx_build_is_refused_and_the_installed_build_has_none():
+    from recbole_llm4sbr.intent.backends.llamacpp_backend import _system_info, check_no_amx
+
+    with pytest.raises(RuntimeError, match=r"AMX kernels .*segmentation fault.*install-llamacpp"):
+        check_no_amx("CPU : AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | ")
+    info = _system_info()
+    assert "AVX2 = 1" in info  # .ci/install-llamacpp: portable AVX2, no AMX
+    check_no_amx(info)
 
 
 def test_greedy_answers_with_token_counts_and_prefix_reuse_changes_nothing(backend):

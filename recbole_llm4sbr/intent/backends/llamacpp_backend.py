@@ -24,6 +24,25 @@ def default_gguf():
     return installed_gguf()
 
 
+def _system_info():
+    from llama_cpp import llama_cpp
+
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+
+
+def check_no_amx(system_info):
+    """Refuse a llama.cpp build with AMX kernels (llama.cpp's ``-march=native`` default on
+    Sapphire-Rapids-class CPUs): they crash the first decode with a segmentation fault
+    (ggml-org/llama.cpp#20824), which no Python code can catch."""
+    if "AMX_INT8 = 1" in system_info:
+        raise RuntimeError(
+            "intent_backend=llamacpp: this llama-cpp-python build has llama.cpp's AMX kernels "
+            f"({system_info.strip()}), which crash with a segmentation fault "
+            "(ggml-org/llama.cpp#20824). Rebuild it portable with `bash .ci/install-llamacpp` "
+            "(CMAKE_ARGS=-DGGML_NATIVE=OFF -DGGML_AVX2=ON ...), or set llamacpp_allow_amx: True "
+            "to try it anyway.")
+
+
 class LlamaCppBackend:
     """A local GGUF model through llama.cpp, one prompt after another with prefix reuse."""
 
@@ -52,6 +71,8 @@ class LlamaCppBackend:
                          "temperature": float(config["llamacpp_temperature"] or 0.0)}
         self.seed = int(2020 if config["llamacpp_seed"] is None else config["llamacpp_seed"])
         self.prefix_cache = config["llamacpp_prefix_cache"] is not False
+        if not config["llamacpp_allow_amx"]:
+            check_no_amx(_system_info())
         self.llm = Llama(model_path=self.path, seed=self.seed, verbose=False, **self.settings)
         if not self.llm.metadata.get("tokenizer.chat_template"):
             getLogger(__name__).warning(f"[{self.path}] has no chat template: llama-cpp-python "
