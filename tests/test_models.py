@@ -153,7 +153,7 @@ def test_normed_gates_reweight_the_views_but_keep_their_joint_norm(tiny_with_int
         g, l = wrapper.fuse(h[0], h[1])
         alpha_l, alpha_s = wrapper._intent_batch.alpha  # [B, 1] each
     both = wrapper._intent_batch.mask[0] & wrapper._intent_batch.mask[1]
-    assert both.any() and (alpha_l[both] > 1.2).all() and (alpha_s[both] < 0.8).all()
+    assert both.any() and (alpha_l[both] / alpha_s[both] > 1.5).all()  # long up, short down
     assert not torch.allclose(moved, parent.full_sort_predict(batch), rtol=1e-3, atol=0)  # gates act
     joint = lambda a, b: a.pow(2).sum(-1) + b.pow(2).sum(-1)  # noqa: E731
     assert torch.allclose(joint(g, l), joint(h[0], h[1]), rtol=1e-5)  # no scale: no temperature

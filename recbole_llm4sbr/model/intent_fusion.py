@@ -215,7 +215,8 @@ class IntentFusionMixin(object):
 
         ``normed`` then rescales the pair to the joint norm of the ungated views, per sample: the
         gates shift weight between the two views but cannot scale the session vector, which would
-        act as a per-session softmax temperature that CE over all items learns to over-fit.
+        act as a per-session softmax temperature that CE over all items learns to over-fit. The
+        recorded ``alpha`` is then what multiplied each view (gate times rescaling).
         """
         gated = self.gate_view(LONG, global_vec), self.gate_view(SHORT, local_vec)
         if self.intent_gate != "normed":
@@ -223,6 +224,8 @@ class IntentFusionMixin(object):
         before = global_vec.pow(2).sum(-1, keepdim=True) + local_vec.pow(2).sum(-1, keepdim=True)
         after = gated[0].pow(2).sum(-1, keepdim=True) + gated[1].pow(2).sum(-1, keepdim=True)
         scale = torch.sqrt(before / after.clamp_min(1e-12))  # [B, 1]; 1 where both gates are 1
+        alpha = self._intent_batch.alpha
+        self._intent_batch.alpha = [a * scale.detach() for a in alpha]
         return gated[0] * scale, gated[1] * scale
 
     def intent_aux_loss(self):
