@@ -87,10 +87,10 @@ def test_wrapper_with_fixed_gates_and_no_aux_equals_parent(tiny_with_intents, mo
 
 @pytest.mark.parametrize("model", LLM4SBR_MODELS)
 def test_untrained_wrapper_with_default_settings_scores_like_its_parent(tiny_with_intents, model):
-    # defaults: residual gates (1 at initialisation) and tau > 0; same seed, no weight copying
+    # defaults: normed residual gates (1 at initialisation) and tau > 0; same seed, no weight copying
     torch.manual_seed(3)
     config, train, wrapper = build(tiny_with_intents, model, fused_gelu=False)
-    assert config["intent_gate"] == "residual" and config["intent_tau"] > 0
+    assert config["intent_gate"] == "normed" and config["intent_tau"] > 0
     torch.manual_seed(3)
     parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
     batch = with_random_intents(first_batch(train))

@@ -217,7 +217,7 @@ def test_help_lists_every_plugin_key_with_its_default(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main()
     out = capsys.readouterr().out
-    assert "--intent_gate=residual  (str) residual:" in out and "--nproc NPROC" in out
+    assert "--intent_gate=normed  (str) residual:" in out and "--nproc NPROC" in out
     shared = documented_keys()
     assert len(shared) > 40 and all(f"--{key}={default}" in out for _, key, default, _ in shared)
     # every checked setting is declared in one yaml file, the shared ones or a model's own
