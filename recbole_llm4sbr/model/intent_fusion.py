@@ -64,8 +64,8 @@ class IntentFusionMixin(object):
     r"""LLM4SBR intent fusion for a RecBole sequential model: ``class LLM4SBR_X(IntentFusionMixin, X)``.
 
     The subclass calls :meth:`_init_intent_fusion` at the end of its ``__init__`` and passes its
-    behaviour views through :meth:`fuse` (both) or :meth:`gate_view` (one) inside ``forward``,
-    from a forward pre-hook on the parent's fusion module or a short ``forward``.
+    two behaviour views together through :meth:`fuse` inside ``forward`` (the normed gates need
+    both), from a forward pre-hook on the parent's fusion module or a short ``forward``.
     ``calculate_loss``, ``predict`` and ``full_sort_predict`` read the batch intents before the
     parent's method runs ``forward``; scoring is the parent's, unchanged.
     """
