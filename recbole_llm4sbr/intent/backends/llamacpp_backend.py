@@ -39,8 +39,7 @@ def check_no_amx(system_info):
             "intent_backend=llamacpp: this llama-cpp-python build has llama.cpp's AMX kernels "
             f"({system_info.strip()}), which crash with a segmentation fault "
             "(ggml-org/llama.cpp#20824). Rebuild it portable with `bash .ci/install-llamacpp` "
-            "(CMAKE_ARGS=-DGGML_NATIVE=OFF -DGGML_AVX2=ON ...), or set llamacpp_allow_amx: True "
-            "to try it anyway.")
+            "(its build flags), or set llamacpp_allow_amx: True to try it anyway.")
 
 
 class LlamaCppBackend:
