@@ -200,8 +200,8 @@ ERROR_RESPONSES = {status: {"description": text} for status, text in (
     (502, "the intent source (LLM) failed"))}
 
 
-def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=256,
-               body_timeout=limits.BODY_TIMEOUT, docs=False):
+def create_app(recommender, max_body_bytes=limits.MAX_BODY_BYTES, max_items=limits.MAX_ITEMS,
+               max_batch=limits.MAX_BATCH, body_timeout=limits.BODY_TIMEOUT, docs=False):
     r"""The FastAPI app serving ``recommender``.
 
     Args:
@@ -216,9 +216,9 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
                   version=recommender.marker["version"], default_response_class=SafeJSONResponse,
                   **({} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
     n_items = len(recommender.item_tokens) - 1
-    limits = {"max_body_bytes": int(max_body_bytes), "max_items": int(max_items),
-              "max_batch": int(max_batch), "body_timeout_s": float(body_timeout),
-              "max_k": n_items, "k_above_max_k": "returns the whole catalogue"}
+    served_limits = {"max_body_bytes": int(max_body_bytes), "max_items": int(max_items),
+                     "max_batch": int(max_batch), "body_timeout_s": float(body_timeout),
+                     "max_k": n_items, "k_above_max_k": "returns the whole catalogue"}
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
 
     @app.exception_handler(ServeError)
@@ -249,7 +249,7 @@ def create_app(recommender, max_body_bytes=1 << 20, max_items=1000, max_batch=25
 
     @app.get("/info")
     async def info():
-        return {**recommender.info(), "limits": limits}
+        return {**recommender.info(), "limits": served_limits}
 
     async def answer(sessions, request):
         """Scores in the event loop (a few ms of CPU under the model's lock anyway); a source
