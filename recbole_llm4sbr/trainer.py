@@ -91,13 +91,17 @@ class CheckpointLoadingMixin:
         return valid_score, valid_result
 
     def best_epoch(self):
-        """0-based index of the best validation among those recorded (None before any)."""
+        """0-based epoch of the checkpoint RecBole keeps (None before any validation).
+
+        RecBole's ``early_stopping`` counts a tie with the best score as an improvement, and the
+        scores are rounded (``metric_decimal_place``), so the kept checkpoint is the *last* best.
+        """
         scores = getattr(self, "valid_scores", [])
         if not scores:
             return None
-        pick = max if self.config["valid_metric_bigger"] else min
-        best = pick(scores)
-        return (scores.index(best) + 1) * self.eval_step - 1  # RecBole validates every eval_step
+        best = (max if self.config["valid_metric_bigger"] else min)(scores)
+        last = len(scores) - 1 - scores[::-1].index(best)
+        return (last + 1) * self.eval_step - 1  # RecBole validates every eval_step
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if not (load_best_model and eval_data):

@@ -264,6 +264,28 @@ def test_trainer_tells_the_model_its_epoch_and_records_validation(tiny_with_inte
     assert len(trainer.valid_scores) == 3 and 0 <= trainer.best_epoch() <= 2
 
 
+def test_best_epoch_is_the_checkpoint_recbole_keeps(tiny_with_intents):
+    """RecBole counts a tie with the best validation as an improvement: the last best is kept."""
+    from recbole.utils import early_stopping
+
+    from recbole_llm4sbr.checkpoint import load_checkpoint
+    from recbole_llm4sbr.trainer import get_trainer
+
+    config, train, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", epochs=4)
+    _, valid, _ = data_preparation(config, create_dataset(config))
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, wrapper)
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    assert len(trainer.valid_scores) == 4
+    assert trainer.best_epoch() == load_checkpoint(trainer.saved_model_file)["epoch"]
+
+    trainer.valid_scores = [0.1, 0.3, 0.2, 0.3, 0.25]  # a tie, as RecBole's rounded scores give
+    best, step, kept = -math.inf, 0, None
+    for epoch, score in enumerate(trainer.valid_scores):
+        best, step, _, updated = early_stopping(score, best, step, max_step=10)
+        kept = epoch if updated else kept
+    assert trainer.best_epoch() == kept == 3
+
+
 @pytest.mark.parametrize("key, value", [
     ("intent_gate", "learned"), ("intent_aux_grad", "none"), ("intent_tau_schedule", "step"),
     ("intent_views", "medium"),
