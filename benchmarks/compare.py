@@ -61,15 +61,18 @@ def child(spec):
 
 
 # ---------------------------------------------------------------------------- driver
-def run_children(specs, jobs=1, deadline=None, status=None):
+def run_children(specs, jobs=1, deadline=None, status=None, max_failures=None):
     """Run the (model, seed) ``specs`` as child processes, ``jobs`` at a time (one torch thread
     each unless OMP_NUM_THREADS says otherwise). After ``deadline`` seconds no run starts and the
-    running ones are stopped: the finished ones are kept and a rerun does the rest."""
+    running ones are stopped: the finished ones are kept and a rerun does the rest. With
+    ``max_failures``, that many failed runs before the first success stop the queue the same way
+    (a broken environment fails every run)."""
     status = status if status is not None else {"ran": [], "skipped": [], "failed": []}
     start, queue, running = time.monotonic(), list(specs), []
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     while queue or running:
         late = deadline is not None and time.monotonic() - start > deadline
+        late = late or bool(max_failures and len(status["failed"]) >= max_failures and not status["ran"])
         while queue and len(running) < max(1, jobs) and not late:
             spec = queue.pop(0)
             if os.path.exists(spec["json"]):  # another process sharing --out ran it meanwhile
@@ -81,7 +84,7 @@ def run_children(specs, jobs=1, deadline=None, status=None):
         if late:
             for spec, proc in running:
                 proc.kill()
-                print(f"[stopped] {spec['model']} seed {spec['seed']}: deadline", file=sys.stderr)
+                print(f"[stopped] {spec['model']} seed {spec['seed']}", file=sys.stderr)
             status["stopped"] = [(s["model"], s["seed"]) for s, _ in running] + [
                 (s["model"], s["seed"]) for s in queue]
             return status
@@ -141,34 +144,49 @@ def main(argv=None):
     seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
              else [DEFAULT_SEEDS[0] + i for i in range(args.seeds)])
     out = os.path.abspath(args.out or os.path.join("benchmarks", "results", args.dataset))
-    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
-    config_files = config_file_list(args.config_files)
-    overrides = {"checkpoint_dir": os.path.join(out, "saved"), **args.overrides}
     status = {"ran": [], "skipped": [], "failed": []}
-    paths, todo = {}, []
-    for model in models:
-        for seed in seeds:
-            path = paths[(model, seed)] = os.path.join(out, "runs", f"{model}-seed{seed}.json")
-            if os.path.exists(path):
-                status["skipped"].append((model, seed))
-                print(f"[skip] {model} seed {seed}: {path} exists")
-                if read_records([path])[0].get("overrides") != overrides:
-                    print(f"[warn] {path} was run with other overrides; use another --out",
-                          file=sys.stderr)
-            else:
-                todo.append(dict(model=model, dataset=args.dataset, seed=seed, json=path,
-                                 config_files=config_files, overrides=overrides,
-                                 keep_checkpoints=args.keep_checkpoints))
+    paths, todo = plan(args.dataset, models, seeds, out, config_file_list(args.config_files),
+                       args.overrides, args.keep_checkpoints, status)
     run_children(todo, args.jobs, args.deadline, status)
+    report(args.dataset, models, paths, out, args.overrides)
+    return status
+
+
+def plan(dataset, models, seeds, out, config_files=None, overrides=None, keep_checkpoints=False,
+         status=None, by_seed=False):
+    """The runs of one comparison: ``paths`` {(model, seed): record path} and the specs of those
+    without a record (the others are skipped). ``by_seed`` orders them seed by seed (every model at
+    one seed, then the next), so a deadline leaves whole pairs."""
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    overrides = {"checkpoint_dir": os.path.join(out, "saved"), **(overrides or {})}
+    status = status if status is not None else {"ran": [], "skipped": [], "failed": []}
+    order = [(m, s) for s in seeds for m in models] if by_seed else [(m, s) for m in models for s in seeds]
+    paths, todo = {}, []
+    for model, seed in order:
+        path = paths[(model, seed)] = os.path.join(out, "runs", f"{model}-seed{seed}.json")
+        if os.path.exists(path):
+            status["skipped"].append((model, seed))
+            print(f"[skip] {model} seed {seed}: {path} exists")
+            if read_records([path])[0].get("overrides") != overrides:
+                print(f"[warn] {path} was run with other overrides; use another --out",
+                      file=sys.stderr)
+        else:
+            todo.append(dict(model=model, dataset=dataset, seed=seed, json=path,
+                             config_files=config_files, overrides=overrides,
+                             keep_checkpoints=keep_checkpoints))
+    return paths, todo
+
+
+def report(dataset, models, paths, out, overrides):
+    """``<out>/table.md`` and ``chart.png`` of the records in ``paths``, the table printed."""
     summary = summarise(read_records(paths.values()), models)
     if summary:
-        table = markdown_table(summary, args.dataset, args.overrides)
+        table = markdown_table(summary, dataset, overrides)
         pairs = pair_table(summary)
         if pairs:
             table += "\nLLM4SBR_X against X (means over the seeds above):\n\n" + pairs
             table += "\nPaired tests over the seeds:\n\n" + tests_table(summary)
-        write_report(out, table, summary, args.dataset)
-    return status
+        write_report(out, table, summary, dataset)
 
 
 if __name__ == "__main__":
