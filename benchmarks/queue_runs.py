@@ -65,10 +65,9 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     overrides = split_overrides(parser, extra)
     status = {"ran": [], "skipped": [], "failed": []}
-    todo = []
+    todo, config_files = [], config_file_list(args.config_files)
     for dataset, models, seeds, out in args.comparison:
-        todo += plan(dataset, models, seeds, out, config_file_list(args.config_files), overrides,
-                     status=status, by_seed=True)[1]
+        todo += plan(dataset, models, seeds, out, config_files, overrides, status=status, by_seed=True)[1]
     print(f"[queue] {len(todo)} runs, {len(status['skipped'])} skipped, {args.jobs} at a time", flush=True)
     outs = list(dict.fromkeys(c[3] for c in args.comparison))
     done = threading.Event()
@@ -77,13 +76,15 @@ def main(argv=None):
         while not done.wait(15):
             snapshot(outs, args.snapshot)
 
+    keeper = threading.Thread(target=keep_snapshot, daemon=True)
     if args.snapshot:
-        threading.Thread(target=keep_snapshot, daemon=True).start()
+        keeper.start()
     try:
         run_children(todo, args.jobs, args.deadline, status, args.max_failures)
     finally:
         done.set()
         if args.snapshot:
+            keeper.join()  # a snapshot in progress writes the same .tmp file
             snapshot(outs, args.snapshot)
     print(f"[queue] ran {len(status['ran'])}, failed {len(status['failed'])}, "
           f"stopped {len(status.get('stopped', []))}", flush=True)
