@@ -51,6 +51,7 @@ NUMBERS = {
     "intent_dropout": (float, 0.0, 1.0),
     "intent_weight_decay": (float, 0.0),
     "intent_lr_scale": (float, 1e-12),
+    "intent_gate_range": (float, 1.0),
     "llamacpp_threads": (int, 1),
     "llamacpp_n_ctx": (int, 64),
     "llamacpp_n_batch": (int, 1),
@@ -111,6 +112,17 @@ def check_number(key, value):
     return number
 
 
+def check_gate_range(gate, value):
+    """``intent_gate_range`` as a number (None when unset), or a :class:`SettingError`: it bounds
+    only the residual and normed gates."""
+    if value is None:
+        return None
+    if gate not in ("residual", "normed"):
+        raise SettingError(f"intent_gate_range bounds the residual and normed gates; intent_gate is "
+                           f"{gate!r}: unset intent_gate_range (~) or change intent_gate.")
+    return check_number("intent_gate_range", value)
+
+
 def check_device(device):
     """``device`` as a ``torch.device`` that exists here, else a :class:`SettingError`."""
     import torch
@@ -163,6 +175,7 @@ def validate(config):
     for key in (*NUMBERS, *RECBOLE_NUMBERS):
         if config[key] is not None:
             check_number(key, config[key])
+    check_gate_range(setting(config, "intent_gate"), config["intent_gate_range"])
     if config["valid_metric"] is not None:
         check_metrics(config)
     if config["intent_predictor_holdout"] is not None and float(config["intent_predictor_holdout"]) >= 1:

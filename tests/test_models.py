@@ -115,11 +115,11 @@ def test_untrained_wrapper_with_default_settings_scores_like_its_parent(tiny_wit
     assert any(g.weight.abs().sum() > 0 for g in wrapper.intent_gates)
 
 
-def gated_and_parent(root, model, gate):
-    """An untrained wrapper with ``intent_gate: gate``, its parent from the same seed, a batch; both
-    in eval mode and checked to score alike (the gate starts at 1)."""
+def gated_and_parent(root, model, gate, **settings):
+    """An untrained wrapper with ``intent_gate: gate`` (and ``settings``), its parent from the same
+    seed, a batch; both in eval mode and checked to score alike (the gate starts at 1)."""
     torch.manual_seed(3)
-    config, train, wrapper = build(root, model, fused_gelu=False, intent_gate=gate)
+    config, train, wrapper = build(root, model, fused_gelu=False, intent_gate=gate, **settings)
     torch.manual_seed(3)
     parent = recbole_get_model(model.replace("LLM4SBR_", ""))(config, train._dataset)
     batch = with_random_intents(first_batch(train))
@@ -139,6 +139,25 @@ def test_bounded_gates_start_as_the_backbone_and_stay_in_0_2(tiny_with_intents, 
         wrapper.full_sort_predict(batch)
         alphas = wrapper._intent_batch.alpha
     assert all(((a > 0) & (a <= 2)).all() and (a > 1.5).any() for a in alphas)
+
+
+@pytest.mark.parametrize("model", ["LLM4SBR_SRGNN", "LLM4SBR_SASRec"])
+@pytest.mark.parametrize("gate", ["residual", "normed"])
+def test_gate_range_starts_as_the_backbone_and_bounds_the_views_ratio(tiny_with_intents, model, gate):
+    wrapper, parent, batch = gated_and_parent(tiny_with_intents, model, gate, intent_gate_range=2.0)
+    with torch.no_grad():
+        for gate_module, sign in zip(wrapper.intent_gates, (1.0, -1.0)):  # residual form: +-50
+            gate_module.weight.fill_(sign * 100.0 / gate_module.weight.shape[1])
+        moved = wrapper.full_sort_predict(batch)
+    alpha_l, alpha_s = wrapper._intent_batch.alpha  # [B, 1]
+    both = wrapper._intent_batch.mask[0] & wrapper._intent_batch.mask[1]
+    ratio = alpha_l[both] / alpha_s[both]
+    assert both.any() and (ratio > 3.5).all() and (ratio <= 4.0 + 1e-5).all()  # c² at most
+    if gate == "residual":
+        assert (alpha_l[both] <= 2.0 + 1e-6).all() and (alpha_s[both] >= 0.5 - 1e-6).all()
+    assert not torch.allclose(moved, parent.full_sort_predict(batch), rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="intent_gate_range bounds the residual and normed gates"):
+        build(tiny_with_intents, model, intent_gate="bounded", intent_gate_range=2.0)
 
 
 @pytest.mark.parametrize("model", ["LLM4SBR_SASRec", "LLM4SBR_STAMP", "LLM4SBR_NARM"])

@@ -123,7 +123,7 @@ def test_vectorized_session_graph_gives_identical_metrics(tiny_root, model):
 
 @pytest.mark.parametrize("key, value", [
     ("intent_gate", "maybe"), ("intent_r", -1), ("intent_llm_budget", "lots"),
-    ("intent_backend", "gpt"),
+    ("intent_backend", "gpt"), ("intent_gate_range", 0.5), ("intent_gate_range", "wide"),
     # RecBole's own keys, which RecBole checks only after the data loaded (or never)
     ("epochs", "abc"), ("epochs", -1), ("epochs", 2.5), ("learning_rate", 0), ("train_batch_size", 0),
     ("eval_batch_size", "big"), ("stopping_step", -3), ("topk", [5, 0]), ("topk", "abc"),

@@ -22,7 +22,7 @@ from torch import nn
 
 from recbole_llm4sbr.side_file.localize import weighted_sum
 from recbole_llm4sbr.model.intent_losses import LONG, SHORT, intent_aux_loss
-from recbole_llm4sbr.settings import check_choice, setting
+from recbole_llm4sbr.settings import check_choice, check_gate_range, setting
 
 VIEW_NAMES = ("long", "short")
 
@@ -98,6 +98,7 @@ class IntentFusionMixin(object):
         for key in ("intent_aux_reduction", "intent_aux_grad", "intent_gate", "intent_tau_schedule",
                     "intent_views"):
             check_choice(key, getattr(self, key))
+        self.intent_gate_range = check_gate_range(self.intent_gate, config["intent_gate_range"])  # None: unbounded
         if self.intent_tau_epochs < 1:
             raise ValueError(f"intent_tau_epochs must be >= 1, got {self.intent_tau_epochs}.")
         self.intent_epoch = 0  # set by the plugin's trainer before every training epoch
@@ -187,7 +188,8 @@ class IntentFusionMixin(object):
         r"""Record the pre-gate vector ``h`` [B, H] of ``view`` (``LONG``/``SHORT``) and gate it.
 
         ``bounded``: ``alpha = 2σ(Qᵀσ(h + z))`` in (0, 2) and ``residual`` / ``normed``: ``alpha =
-        1 + Qᵀσ(h + z)`` (unbounded), all with Q zero-initialised, so an untrained model scores
+        1 + Qᵀσ(h + z)`` (unbounded; with ``intent_gate_range`` c, ``alpha = c^tanh(Qᵀσ(h + z))`` in
+        (1/c, c)), all with Q zero-initialised, so an untrained model scores
         exactly like its backbone; ``paper``: ``alpha = Qᵀσ(h + z)`` (Eq. 10-11, unbounded, random
         at initialisation); ``fixed``: ``alpha = 1``. ``alpha`` [B, 1] is 1
         where the view's intent is missing.
@@ -202,7 +204,9 @@ class IntentFusionMixin(object):
         if self.intent_gate == "fixed":
             return h
         alpha = self.intent_gates[view](torch.sigmoid(h + batch.z[view]))  # [B, 1]
-        if self.intent_gate in ("residual", "normed"):
+        if self.intent_gate in ("residual", "normed") and self.intent_gate_range is not None:
+            alpha = torch.exp(math.log(self.intent_gate_range) * torch.tanh(alpha))  # in (1/c, c)
+        elif self.intent_gate in ("residual", "normed"):
             alpha = alpha + 1.0
         elif self.intent_gate == "bounded":  # a re-weighting of the view, never a free scale
             alpha = 2.0 * torch.sigmoid(alpha)
