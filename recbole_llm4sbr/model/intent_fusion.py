@@ -204,10 +204,11 @@ class IntentFusionMixin(object):
         if self.intent_gate == "fixed":
             return h
         alpha = self.intent_gates[view](torch.sigmoid(h + batch.z[view]))  # [B, 1]
-        if self.intent_gate in ("residual", "normed") and self.intent_gate_range is not None:
-            alpha = torch.exp(math.log(self.intent_gate_range) * torch.tanh(alpha))  # in (1/c, c)
-        elif self.intent_gate in ("residual", "normed"):
-            alpha = alpha + 1.0
+        if self.intent_gate in ("residual", "normed"):
+            if self.intent_gate_range is None:
+                alpha = alpha + 1.0
+            else:  # c^tanh(.), in (1/c, c)
+                alpha = torch.exp(math.log(self.intent_gate_range) * torch.tanh(alpha))
         elif self.intent_gate == "bounded":  # a re-weighting of the view, never a free scale
             alpha = 2.0 * torch.sigmoid(alpha)
         alpha = torch.where(batch.mask[view].unsqueeze(1), alpha, torch.ones_like(alpha))
