@@ -22,7 +22,7 @@ CHOICES = {
     "intent_gate": ("residual", "normed", "bounded", "paper", "fixed"),
     "intent_views": ("both", "long", "short"),
     "intent_aux_grad": ("both", "intent"),
-    "intent_tau_schedule": ("constant", "linear", "cosine"),
+    "intent_tau_schedule": ("constant", "linear", "cosine", "warmup"),
     "intent_aux_reduction": ("mean", "sum"),
     "intent_backend": ("item-text", "transformers", "llamacpp", "openai"),  # = intent.backends.BACKENDS
     "intent_execution": ("local", "ray"),

@@ -257,6 +257,7 @@ def test_one_view_ablation_switches_the_other_view_off(tiny_with_intents, views)
     ("constant", [0.2, 0.2, 0.2, 0.2, 0.2]),
     ("linear", [0.2, 0.1, 0.0, 0.0, 0.0]),
     ("cosine", [0.2, 0.1, 0.0, 0.0, 0.0]),
+    ("warmup", [0.0, 0.1, 0.2, 0.2, 0.2]),
 ])
 def test_tau_schedule(tiny_with_intents, schedule, expected):
     _, _, wrapper = build(tiny_with_intents, "LLM4SBR_STAMP", intent_tau=0.2,
@@ -416,6 +417,25 @@ def test_aux_loss_adds_tau_times_aux(tiny_with_intents):
         ce = wrapper.calculate_loss(batch)
     assert aux.item() != 0.0
     assert total.item() == pytest.approx(ce.item() + 0.1 * aux.item(), rel=1e-6)
+
+
+def test_warmup_trains_the_first_epoch_without_the_aux_loss(tiny_with_intents):
+    _, train, wrapper = build(tiny_with_intents, "LLM4SBR_NARM", intent_tau=0.2,
+                              intent_tau_schedule="warmup", intent_tau_epochs=4)
+    wrapper.eval()
+    batch = with_random_intents(first_batch(train))
+    with torch.no_grad():
+        wrapper.intent_epoch = 0
+        first = wrapper.calculate_loss(batch)
+        wrapper.intent_epoch = 2
+        middle = wrapper.calculate_loss(batch)
+        aux = wrapper.intent_aux_loss()
+        wrapper.intent_tau_schedule = "constant"
+        wrapper.intent_tau = 0.0
+        ce = wrapper.calculate_loss(batch)
+    assert aux.item() != 0.0
+    assert first.item() == pytest.approx(ce.item(), rel=1e-6)
+    assert middle.item() == pytest.approx(ce.item() + 0.1 * aux.item(), rel=1e-6)
 
 
 def test_gate_is_one_where_the_intent_is_missing(tiny_with_intents):

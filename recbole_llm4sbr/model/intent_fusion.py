@@ -255,11 +255,15 @@ class IntentFusionMixin(object):
         )
 
     def current_intent_tau(self):
-        r"""tau of the current epoch: ``constant``, or decayed to 0 over ``intent_tau_epochs``
-        epochs (``linear``, ``cosine``); the trainer sets ``intent_epoch`` (0-based)."""
+        r"""tau of the current epoch: ``constant``, decayed to 0 over ``intent_tau_epochs`` epochs
+        (``linear``, ``cosine``), or raised from 0 to ``intent_tau`` over them (``warmup``: the
+        backbone's first epochs train without the aux loss); the trainer sets ``intent_epoch``
+        (0-based)."""
         if self.intent_tau_schedule == "constant":
             return self.intent_tau
         progress = min(1.0, self.intent_epoch / self.intent_tau_epochs)
+        if self.intent_tau_schedule == "warmup":
+            return self.intent_tau * progress
         if self.intent_tau_schedule == "linear":
             return self.intent_tau * (1.0 - progress)
         return self.intent_tau * 0.5 * (1.0 + math.cos(math.pi * progress))
