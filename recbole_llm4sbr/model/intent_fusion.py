@@ -257,8 +257,8 @@ class IntentFusionMixin(object):
     def current_intent_tau(self):
         r"""tau of the current epoch: ``constant``, decayed to 0 over ``intent_tau_epochs`` epochs
         (``linear``, ``cosine``), or raised from 0 to ``intent_tau`` over them (``warmup``: the
-        backbone's first epochs train without the aux loss); the trainer sets ``intent_epoch``
-        (0-based)."""
+        first epoch trains without the aux loss, the next ones with a growing share); the trainer
+        sets ``intent_epoch`` (0-based)."""
         if self.intent_tau_schedule == "constant":
             return self.intent_tau
         progress = min(1.0, self.intent_epoch / self.intent_tau_epochs)
