@@ -110,6 +110,8 @@ def main():
     parser.add_argument("--models", default=None, help="default: BACKBONE,LLM4SBR_BACKBONE")
     parser.add_argument("--out", default="benchmarks/results/curves")
     parser.add_argument("--label", default=None, help="suffix of the run files (a variant's name)")
+    parser.add_argument("--also", default="", help="labels of finished runs (same --out and seed) "
+                        "drawn in the same chart, e.g. default,keepnorm ('default': no label)")
     args, extra = parser.parse_known_args()
     from recbole_llm4sbr.config import parse_overrides
     from recbole_llm4sbr.results import read_record
@@ -123,8 +125,13 @@ def main():
         if not os.path.isfile(path):
             run(name, args.dataset, args.seed, overrides, path, args.label)
         records.append(read_record(path))
+    for label in filter(None, args.also.split(",")):
+        for name in models:
+            path = os.path.join(args.out, f"{name}{'' if label == 'default' else '-' + label}-seed{args.seed}.json")
+            if os.path.isfile(path):
+                records.append(read_record(path))
     for rec in records:
-        print(f"\n{rec['model']} seed {rec['seed']}: best epoch {rec['best_epoch']}, test "
+        print(f"\n{rec['model']} {rec.get('label') or 'default'} seed {rec['seed']}: best epoch {rec['best_epoch']}, test "
               f"Recall@20 {rec['test_result']['recall@20']:.4f} MRR@20 {rec['test_result']['mrr@20']:.4f}")
         keys = [k for k in ["train_loss", "valid_recall@20", "valid_mrr@20", "gate_long", "gate_short",
                             "align_long", "align_short", "unif_behaviour", "unif_intent"]
@@ -132,7 +139,8 @@ def main():
         print("| epoch | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
         for e in rec["epochs"]:
             print(f"| {e['epoch']} | " + " | ".join(f"{e[k]:.4f}" for k in keys) + " |")
-    chart = os.path.join(args.out, f"curves-{args.backbone}{'-' + args.label if args.label else ''}-seed{args.seed}.png")
+    suffix = "".join(f"-{x}" for x in [args.label, *filter(None, args.also.split(","))] if x)
+    chart = os.path.join(args.out, f"curves-{args.backbone}{suffix}-seed{args.seed}.png")
     plot(records, chart)
     print(f"saved {chart}")
 

@@ -180,6 +180,25 @@ def test_normed_gates_reweight_the_views_but_keep_their_joint_norm(tiny_with_int
     assert torch.allclose(ratio, (alpha_l / alpha_s).squeeze(1), rtol=1e-4)  # re-weighted
 
 
+@pytest.mark.parametrize("model,key", [("LLM4SBR_SASRec", "hidden_dropout_prob"), ("LLM4SBR_GRU4Rec", "dropout_prob")])
+def test_pooled_global_view_gets_the_backbones_dropout(tiny_with_intents, model, key):
+    config, train, wrapper = build(tiny_with_intents, model, **{key: 0.4})
+    seen = []  # (input, output) of the global view's dropout
+    wrapper.global_dropout.register_forward_hook(lambda module, args, out: seen.append((args[0], out)))
+    batch = with_random_intents(first_batch(train))
+    wrapper.train()
+    wrapper.calculate_loss(batch)
+    inp, out = seen[-1]  # [B, H] each
+    dropped = (out == 0) & (inp != 0)
+    assert 0.25 < dropped.float().mean() < 0.55  # p = 0.4, the backbone's
+    kept = out != 0
+    assert torch.allclose(out[kept], inp[kept] / 0.6)
+    wrapper.eval()
+    with torch.no_grad():
+        wrapper.full_sort_predict(batch)
+    assert torch.equal(seen[-1][0], seen[-1][1])  # evaluation: no dropout
+
+
 def test_intent_branch_has_its_own_weight_decay_and_learning_rate(tiny_with_intents):
     from recbole_llm4sbr.trainer import get_trainer
 

@@ -20,5 +20,5 @@ class LLM4SBR_GRU4Rec(PooledViewsMixin, GRU4Rec):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self._init_pooled_views(config, dataset, self.embedding_size)
+        self._init_pooled_views(config, dataset, self.embedding_size, self.dropout_prob)
         self.dense.register_forward_hook(self._capture_sequence)

@@ -21,7 +21,7 @@ class LLM4SBR_SASRec(PooledViewsMixin, SASRec):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self._init_pooled_views(config, dataset, self.hidden_size)
+        self._init_pooled_views(config, dataset, self.hidden_size, self.hidden_dropout_prob)
         if config["fused_gelu"]:
             fuse_gelu(self.trm_encoder)
         self.trm_encoder.register_forward_hook(self._capture_last_layer)
