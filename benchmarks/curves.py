@@ -102,6 +102,11 @@ def plot(records, out):
     fig.savefig(out, dpi=100)
 
 
+def record_path(out, model, label, seed):
+    """``<out>/<model>[-<label>]-seed<seed>.json``: one run's record."""
+    return os.path.join(out, f"{model}{'-' + label if label else ''}-seed{seed}.json")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="amazon-office")
@@ -118,16 +123,17 @@ def main():
 
     overrides = parse_overrides(extra)
     models = (args.models or f"{args.backbone},LLM4SBR_{args.backbone}").split(",")
+    also = [label for label in args.also.split(",") if label]
     os.makedirs(args.out, exist_ok=True)
     records = []
     for name in models:
-        path = os.path.join(args.out, f"{name}{'-' + args.label if args.label else ''}-seed{args.seed}.json")
+        path = record_path(args.out, name, args.label, args.seed)
         if not os.path.isfile(path):
             run(name, args.dataset, args.seed, overrides, path, args.label)
         records.append(read_record(path))
-    for label in filter(None, args.also.split(",")):
+    for label in also:
         for name in models:
-            path = os.path.join(args.out, f"{name}{'' if label == 'default' else '-' + label}-seed{args.seed}.json")
+            path = record_path(args.out, name, None if label == "default" else label, args.seed)
             if os.path.isfile(path):
                 records.append(read_record(path))
     for rec in records:
@@ -139,7 +145,7 @@ def main():
         print("| epoch | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
         for e in rec["epochs"]:
             print(f"| {e['epoch']} | " + " | ".join(f"{e[k]:.4f}" for k in keys) + " |")
-    suffix = "".join(f"-{x}" for x in [args.label, *filter(None, args.also.split(","))] if x)
+    suffix = "".join(f"-{x}" for x in [args.label, *also] if x)
     chart = os.path.join(args.out, f"curves-{args.backbone}{suffix}-seed{args.seed}.png")
     plot(records, chart)
     print(f"saved {chart}")
