@@ -21,7 +21,7 @@ _KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*#\s*(.*)$")
 CHOICES = {
     "intent_gate": ("residual", "normed", "bounded", "paper", "fixed"),
     "intent_views": ("both", "long", "short"),
-    "intent_aux_grad": ("both", "intent"),
+    "intent_aux_grad": ("both", "intent", "plateau"),
     "intent_tau_schedule": ("constant", "linear", "cosine", "warmup"),
     "intent_aux_reduction": ("mean", "sum"),
     "intent_backend": ("item-text", "transformers", "llamacpp", "openai"),  # = intent.backends.BACKENDS

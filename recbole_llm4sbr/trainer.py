@@ -10,6 +10,7 @@ code reads with torch's default ``weights_only=True`` and no class allowed; a fi
 class is refused first (:func:`~recbole_llm4sbr.checkpoint.check_plain`).
 """
 
+import copy
 import time
 
 import torch
@@ -24,7 +25,8 @@ from recbole_llm4sbr.marker import serving_marker
 class CheckpointLoadingMixin:
     """Plain-data checkpoints (with the plugin's marker) that RecBole's reload code reads weights-only;
     records seconds per epoch, the train loss of every epoch and the validation score and metrics
-    of every evaluation; tells LLM4SBR models the epoch (tau schedule)."""
+    of every evaluation; tells LLM4SBR models the epoch (tau schedule) and, with
+    ``intent_aux_grad: plateau``, when validation has plateaued (:meth:`_aux_plateau`)."""
 
     def __init__(self, config, model):
         # RecBole wraps the model in DistributedDataParallel with device_ids=[local_rank], which
@@ -58,7 +60,39 @@ class CheckpointLoadingMixin:
 
     def fit(self, train_data, *args, **kwargs):
         self.serving_marker = serving_marker(self.config, train_data._dataset)
+        self._plateau_best = self._training_state() if self._aux_plateau_pending() else None
         return super().fit(train_data, *args, **kwargs)
+
+    def _aux_plateau_pending(self):
+        return getattr(self.model, "intent_aux_grad", None) == "plateau" and not self.model.intent_backbone_detached
+
+    def _training_state(self):
+        """A copy of the model's and the optimizer's state (the best epoch, kept in memory)."""
+        return ({k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                copy.deepcopy(self.optimizer.state_dict()))
+
+    def _aux_plateau(self, valid_score):
+        r"""``intent_aux_grad: plateau``: the aux loss trains the backbone until the validation that
+        would end the run (``stopping_step`` evaluations without a new best); then the best
+        epoch's model and optimizer state come back, the aux loss is detached from the backbone
+        (as ``intent``) and training goes on with a fresh patience. The kept checkpoint is the best
+        of both phases on validation. Called before RecBole's ``early_stopping`` sees the score."""
+        if not self._aux_plateau_pending():
+            return
+        bigger = self.valid_metric_bigger
+        if (valid_score >= self.best_valid_score) if bigger else (valid_score <= self.best_valid_score):
+            self._plateau_best = self._training_state()  # early_stopping will take it as the best
+        elif self.cur_step + 1 > self.stopping_step:
+            model_state, optimizer_state = self._plateau_best
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(optimizer_state)
+            self.model.intent_backbone_detached = True
+            self._plateau_best = None
+            self.cur_step = -1  # early_stopping counts this evaluation: 0, a fresh patience
+            self.aux_plateau_epoch = self.model.intent_epoch  # 0-based, set by _train_epoch
+            self.logger.info(set_color("intent_aux_grad plateau", "blue") + ": validation plateaued at "
+                             f"epoch {self.aux_plateau_epoch}; back to the best epoch's model, the aux "
+                             "loss no longer trains the backbone")
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         """RecBole's checkpoint as plain data, written atomically (rank 0 writes it)."""
@@ -88,6 +122,7 @@ class CheckpointLoadingMixin:
             self.valid_scores, self.valid_results = [], []
         self.valid_scores.append(float(valid_score))
         self.valid_results.append(dict(valid_result))
+        self._aux_plateau(valid_score)
         return valid_score, valid_result
 
     def best_epoch(self):

@@ -102,6 +102,9 @@ class IntentFusionMixin(object):
         if self.intent_tau_epochs < 1:
             raise ValueError(f"intent_tau_epochs must be >= 1, got {self.intent_tau_epochs}.")
         self.intent_epoch = 0  # set by the plugin's trainer before every training epoch
+        # plateau: the trainer sets this at the plateau; saved with checkpoints (RecBole's other_parameter)
+        self.intent_backbone_detached = self.intent_aux_grad == "intent"
+        self.other_parameter_name = [*getattr(self, "other_parameter_name", []), "intent_backbone_detached"]
         self.INTENT_LONG = setting(config, "INTENT_LONG_FIELD")
         self.INTENT_SHORT = setting(config, "INTENT_SHORT_FIELD")
         self.INTENT_MASK = setting(config, "INTENT_MASK_FIELD")
@@ -237,13 +240,14 @@ class IntentFusionMixin(object):
         r"""Alignment + uniformity loss of the last batch that went through ``forward``.
 
         With ``intent_aux_grad: intent`` the behaviour vectors are detached: the loss trains the
-        intent projection only and never moves the backbone.
+        intent projection only and never moves the backbone; with ``plateau`` they are detached
+        once the trainer has set ``intent_backbone_detached`` (when validation plateaued).
         """
         batch = self._intent_batch
         if batch.z is None or batch.behaviour[LONG] is None or batch.behaviour[SHORT] is None:
             raise RuntimeError("intent_aux_loss() needs a batch: call calculate_loss first.")
         behaviour = batch.behaviour
-        if self.intent_aux_grad == "intent":
+        if self.intent_backbone_detached:
             behaviour = [h.detach() for h in behaviour]
         return intent_aux_loss(
             behaviour,
