@@ -26,6 +26,7 @@ def _result(config, trainer, best_valid_score, best_valid_result, test_result):
         "epochs_trained": len(epochs),
         "best_epoch": trainer.best_epoch() if hasattr(trainer, "best_epoch") else None,
         "valid_scores": list(getattr(trainer, "valid_scores", [])),
+        "aux_plateau_epoch": getattr(trainer, "aux_plateau_epoch", None),  # intent_aux_grad: plateau
     }
 
 

@@ -10,7 +10,8 @@ A record holds ``model``, ``label``, ``dataset``, ``seed``, ``overrides`` (every
 set over the yaml defaults, sampled parameters included), ``best_valid_score``,
 ``best_valid_result`` and ``test_result`` (RecBole's names; test metrics of the best-validation
 checkpoint, never used for selection), ``seconds_per_epoch``, ``epochs_trained``, ``best_epoch``,
-``valid_scores`` and whatever the harness adds (``wall_seconds``, ``peak_rss_mb`` ...).
+``valid_scores``, ``aux_plateau_epoch`` (the epoch at which ``intent_aux_grad: plateau``
+detached the aux loss, else None) and whatever the harness adds (``wall_seconds``, ``peak_rss_mb`` ...).
 """
 
 import csv
@@ -18,7 +19,8 @@ import json
 import os
 
 FIELDS = ("model", "label", "dataset", "seed", "overrides", "best_valid_score", "best_valid_result",
-          "test_result", "seconds_per_epoch", "epochs_trained", "best_epoch", "valid_scores")
+          "test_result", "seconds_per_epoch", "epochs_trained", "best_epoch", "valid_scores",
+          "aux_plateau_epoch")
 
 
 def _number(value):
@@ -37,6 +39,7 @@ def trial_record(result, overrides=None, dataset=None, seed=None, label=None, **
         "seconds_per_epoch": _number(result.get("seconds_per_epoch")),
         "epochs_trained": result.get("epochs_trained"), "best_epoch": result.get("best_epoch"),
         "valid_scores": [float(v) for v in result.get("valid_scores") or []],
+        "aux_plateau_epoch": result.get("aux_plateau_epoch"),
         **extra,
     }
 

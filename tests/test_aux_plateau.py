@@ -8,6 +8,8 @@ from recbole.trainer import Trainer
 
 from recbole_llm4sbr.checkpoint import load_checkpoint
 from recbole_llm4sbr.model.registry import create_dataset
+from recbole_llm4sbr.quick_start import _result
+from recbole_llm4sbr.results import trial_record
 from recbole_llm4sbr.trainer import CheckpointLoadingMixin, get_trainer
 from test_models import build, first_batch, tiny_with_intents, with_random_intents  # noqa: F401
 
@@ -60,6 +62,8 @@ def test_plateau_restores_the_best_epoch_and_detaches_the_backbone(tiny_with_int
     assert trainer.best_epoch() == 4
     checkpoint = load_checkpoint(trainer.saved_model_file)
     assert checkpoint["epoch"] == 4 and checkpoint["other_parameter"]["intent_backbone_detached"] is True
+    record = trial_record(_result(trainer.config, trainer, 0.4, {}, {}))
+    assert record["aux_plateau_epoch"] == 3 and record["best_epoch"] == 4 and record["epochs_trained"] == 7
 
     # a resumed run goes on in phase two
     config, _, fresh = build(tiny_with_intents, "LLM4SBR_STAMP", intent_aux_grad="plateau")
@@ -74,6 +78,7 @@ def test_without_plateau_the_same_scores_stop_the_run(tiny_with_intents):
     trainer = scripted_fit(tiny_with_intents, script, "both")
     assert trainer.valid_scores == list(script[:4]) and trainer.best_epoch() == 1
     assert trainer.detached_in_epoch == [False] * 4 and not hasattr(trainer, "aux_plateau_epoch")
+    assert trial_record(_result(trainer.config, trainer, 0.3, {}, {}))["aux_plateau_epoch"] is None
 
 
 def test_phase_two_that_never_beats_phase_one_keeps_phase_ones_best(tiny_with_intents):
