@@ -34,3 +34,15 @@ def test_two_cpu_processes_train_evaluate_and_gather_the_metrics(tiny_root, mode
     for metric, value in whole.items():
         assert result["test_result"][metric] == pytest.approx(value, abs=1.5e-4), metric  # 4-digit rounding per rank
     assert any(v > 0 for v in whole.values())
+
+
+def test_plateau_switch_in_two_processes(tiny_root):
+    """intent_aux_grad: plateau under DDP: every rank sees the same all-reduced validation, so all
+    switch at the same epoch and restore their own copy of the best state."""
+    build_side_file(tiny_root)
+    cfg = tiny_config_dict(tiny_root, epochs=12, stopping_step=0, torch_num_threads=1,
+                           intent_aux_grad="plateau", **SMALL_BACKBONE)
+    result = run_recbole_llm4sbr("LLM4SBR_SRGNN", "tiny", config_dict=cfg, nproc=2, port=free_port())
+    switched = result["aux_plateau_epoch"]
+    assert switched is not None and switched < result["epochs_trained"] - 1  # phase two trained
+    assert len(result["valid_scores"]) == result["epochs_trained"] and any(v > 0 for v in result["test_result"].values())
