@@ -16,7 +16,7 @@ import time
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer as recbole_get_trainer
-from recbole.utils import set_color
+from recbole.utils import early_stopping, set_color
 
 from recbole_llm4sbr.checkpoint import check_plain, checkpoint_state, save_checkpoint
 from recbole_llm4sbr.marker import serving_marker
@@ -68,8 +68,7 @@ class CheckpointLoadingMixin:
 
     def _training_state(self):
         """A copy of the model's and the optimizer's state (the best epoch, kept in memory)."""
-        return ({k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                copy.deepcopy(self.optimizer.state_dict()))
+        return copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
 
     def _aux_plateau(self, valid_score):
         r"""``intent_aux_grad: plateau``: the aux loss trains the backbone until the validation that
@@ -79,10 +78,12 @@ class CheckpointLoadingMixin:
         of both phases on validation. Called before RecBole's ``early_stopping`` sees the score."""
         if not self._aux_plateau_pending():
             return
-        bigger = self.valid_metric_bigger
-        if (valid_score >= self.best_valid_score) if bigger else (valid_score <= self.best_valid_score):
-            self._plateau_best = self._training_state()  # early_stopping will take it as the best
-        elif self.cur_step + 1 > self.stopping_step:
+        # RecBole's own decision for this score, asked before fit() asks it (the function is pure)
+        _, _, stop, update = early_stopping(valid_score, self.best_valid_score, self.cur_step,
+                                            max_step=self.stopping_step, bigger=self.valid_metric_bigger)
+        if update:
+            self._plateau_best = self._training_state()
+        elif stop:
             model_state, optimizer_state = self._plateau_best
             self.model.load_state_dict(model_state)
             self.optimizer.load_state_dict(optimizer_state)
